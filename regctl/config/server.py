@@ -1,0 +1,79 @@
+"""The server's configuration: CNCF Distribution's ``config.yml`` (``version: 0.1``), validated.
+
+Only what regctl serves is modelled; ``load.py`` reads YAML, applies ``REGISTRY_*`` environment overrides
+and reports keys that Distribution knows but regctl does not serve yet.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_ADDR = ":5000"
+DEFAULT_ROOT = "/var/lib/registry"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class AccessLog(_Strict):
+    disabled: bool = False
+
+
+class Log(_Strict):
+    level: Literal["error", "warn", "info", "debug"] = "info"
+    formatter: Literal["text", "json", "logstash"] = "text"
+    # Static fields added to every log record (Distribution: ``log.fields``), e.g. {"service": "registry"}.
+    fields: dict[str, Any] = Field(default_factory=dict)
+    accesslog: AccessLog = Field(default_factory=AccessLog)
+
+
+class HTTP(_Strict):
+    # Go's net.Listen form: ":5000" (every interface), "127.0.0.1:5000", "[::1]:5000"; see parse_addr.
+    addr: str = DEFAULT_ADDR
+    # Base URL for Location headers, e.g. https://registry.example.com; default: from the request.
+    host: str | None = None
+    # Signs upload state tokens; instances behind one load balancer must share it.
+    secret: str | None = None
+    relativeurls: bool = False
+    # Added to every response; Distribution's stock config sets X-Content-Type-Options: [nosniff].
+    headers: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class Delete(_Strict):
+    enabled: bool = False
+
+
+class Storage(_Strict):
+    """Distribution's one-key-per-driver map, flattened: ``{filesystem: {...}}`` → driver + parameters."""
+
+    driver: str = "filesystem"
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"rootdirectory": DEFAULT_ROOT})
+    delete: Delete = Field(default_factory=Delete)
+
+
+class ServerConfig(_Strict):
+    version: str = "0.1"
+    log: Log = Field(default_factory=Log)
+    http: HTTP = Field(default_factory=HTTP)
+    storage: Storage = Field(default_factory=Storage)
+
+
+def parse_addr(addr: str) -> tuple[str, int]:
+    """Split ``http.addr`` into (host, port) the way Go's ``net.SplitHostPort`` does.
+
+    ``host`` is ``""`` for every interface (``:5000``) and has no brackets (``[::1]:5000`` → ``::1``); a port
+    of 0 asks the kernel for a free one. Raises ValueError with an operator-readable reason.
+    """
+    host, sep, port = addr.rpartition(":")
+    if not sep:
+        raise ValueError(f"missing port in address {addr!r} (expected HOST:PORT, e.g. :5000)")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"too many colons in address {addr!r} (write IPv6 hosts in brackets: [::1]:5000)")
+    if not port.isascii() or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"invalid port {port!r} in address {addr!r} (expected a number from 0 to 65535)")
+    return host, int(port)
