@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-PATH_RE = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
+PATH_RE = re.compile(r"(/[A-Za-z0-9._-]+)+")
 
 
 class StorageError(Exception):
@@ -43,7 +43,7 @@ class InvalidOffsetError(StorageError):
 
 
 def check_path(path: str, driver: str = "") -> str:
-    if not PATH_RE.match(path) or "/./" in path + "/" or "/../" in path + "/":
+    if not PATH_RE.fullmatch(path) or "/./" in path + "/" or "/../" in path + "/":
         raise InvalidPathError(path, "invalid path", driver)
     return path
 

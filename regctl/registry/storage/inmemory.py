@@ -109,7 +109,7 @@ class InMemoryDriver:
         return list(node.children)
 
     async def move(self, source: str, dest: str) -> None:
-        check_path(dest, self.name)  # like every driver: both paths are validated before anything is looked up
+        check_path(dest, self.name)  # as in every driver, both paths are checked before any lookup
         node = self._lookup(source)
         if dest.startswith(source + "/"):
             raise StorageError(dest, "cannot move a directory into itself", self.name)

@@ -1,4 +1,4 @@
-"""Every storage driver against the shared suite, then what is specific to the filesystem driver and the factory.
+"""Every storage driver against the shared suite, then what only the filesystem driver and the factory do.
 
 A new driver adds a fixture and its name to ``driver``'s params; nothing else.
 """
@@ -97,15 +97,17 @@ async def test_temp_files_left_by_a_crash_are_neither_listed_nor_addressable(
 
 _D = Digest("sha256", "ab" + "c" * 62)
 _H = _D.hex
+_LINK = f"sha256:{_H}".encode()
+_REPO = "docker/registry/v2/repositories/lib/app"
 # Distribution's on-disk names for the calls below, spelled out rather than derived from layout.py.
 _DISTRIBUTION_FILES = {
     f"docker/registry/v2/blobs/sha256/ab/{_H}/data": b"{}",
-    f"docker/registry/v2/repositories/lib/app/_layers/sha256/{_H}/link": b"sha256:" + _H.encode(),
-    f"docker/registry/v2/repositories/lib/app/_manifests/revisions/sha256/{_H}/link": b"sha256:" + _H.encode(),
-    "docker/registry/v2/repositories/lib/app/_manifests/tags/v1/current/link": b"sha256:" + _H.encode(),
-    f"docker/registry/v2/repositories/lib/app/_manifests/tags/v1/index/sha256/{_H}/link": b"sha256:" + _H.encode(),
-    "docker/registry/v2/repositories/lib/app/_uploads/u-1/data": b"partial",
-    "docker/registry/v2/repositories/lib/app/_uploads/u-1/startedat": b"2024-01-02T03:04:05Z",
+    f"{_REPO}/_layers/sha256/{_H}/link": _LINK,
+    f"{_REPO}/_manifests/revisions/sha256/{_H}/link": _LINK,
+    f"{_REPO}/_manifests/tags/v1/current/link": _LINK,
+    f"{_REPO}/_manifests/tags/v1/index/sha256/{_H}/link": _LINK,
+    f"{_REPO}/_uploads/u-1/data": b"partial",
+    f"{_REPO}/_uploads/u-1/startedat": b"2024-01-02T03:04:05Z",
 }
 
 
@@ -113,10 +115,9 @@ async def test_writes_exactly_distributions_tree(filesystem: StorageDriver, root
     old_umask = os.umask(0)  # so the modes seen are the ones the driver asked for
     try:
         await filesystem.put_content(layout.blob_data(_D), b"{}")
-        link = b"sha256:" + _H.encode()
         for path in (layout.layer_link("lib/app", _D), layout.revision_link("lib/app", _D),
                      layout.tag_current_link("lib/app", "v1"), layout.tag_index_link("lib/app", "v1", _D)):
-            await filesystem.put_content(path, link)
+            await filesystem.put_content(path, _LINK)
         w = await filesystem.writer(layout.upload_data("lib/app", "u-1"))
         await w.write(b"partial")
         await w.close()
@@ -135,9 +136,11 @@ async def test_serves_a_tree_written_by_distribution(filesystem: StorageDriver, 
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(data)
     assert await filesystem.list(layout.tags_dir("lib/app")) == ["v1"]
-    assert await filesystem.get_content(layout.tag_current_link("lib/app", "v1")) == b"sha256:" + _H.encode()
+    assert await filesystem.get_content(layout.tag_current_link("lib/app", "v1")) == _LINK
     assert (await filesystem.stat(layout.blob_data(_D))).size == 2
-    assert filesystem.local_path(layout.blob_data(_D)) == str(root / f"docker/registry/v2/blobs/sha256/ab/{_H}/data")
+    assert b"".join([c async for c in filesystem.reader(layout.blob_data(_D))]) == b"{}"
+    local = filesystem.local_path(layout.blob_data(_D))
+    assert local == f"{root}/docker/registry/v2/blobs/sha256/ab/{_H}/data"
 
 
 @pytest.mark.parametrize("suffix", ["", "/", "/."])
@@ -157,7 +160,8 @@ def test_factory_builds_drivers_with_distributions_defaults() -> None:
 
 @pytest.mark.parametrize(("name", "params", "message"), [
     ("s4", {}, "unknown storage driver 's4' (allowed: filesystem, inmemory)"),
-    ("filesystem", {"rootdir": "/x"}, "storage driver 'filesystem': unknown parameter 'rootdir' (allowed: rootdirectory)"),
+    ("filesystem", {"rootdir": "/x"},
+     "storage driver 'filesystem': unknown parameter 'rootdir' (allowed: rootdirectory)"),
     ("inmemory", {"size": 1}, "storage driver 'inmemory': unknown parameter 'size' (allowed: none)"),
     ("filesystem", {"rootdirectory": ""}, "parameter 'rootdirectory' must be a non-empty path"),
     ("filesystem", {"rootdirectory": 5}, "parameter 'rootdirectory' must be a non-empty path"),
