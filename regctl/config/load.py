@@ -145,6 +145,7 @@ _FORMAT = f"Distribution's configuration format {VERSION}"
 def _default_storage() -> dict[str, Any]:
     return {"filesystem": {"rootdirectory": DEFAULT_ROOT}}
 
+
 _SCHEMA: dict[str, _Schema] = {
     "version": str,
     "loglevel": _Choice(LOG_LEVELS),  # deprecated spelling of log.level
@@ -171,9 +172,7 @@ _SCHEMA: dict[str, _Schema] = {
         "secret": str,
         "relativeurls": bool,
         "draintimeout": _IGNORED,
-        "tls": _Unserved(
-            fatal=True, hint="terminate TLS in a reverse proxy in front of regctl and remove http.tls"
-        ),
+        "tls": _Unserved(fatal=True, hint="terminate TLS in a reverse proxy in front of regctl and remove http.tls"),
         "headers": _Map(_List(str)),
         "debug": _IGNORED,
         "http2": _IGNORED,
@@ -241,9 +240,7 @@ def _driver_map(value: Any) -> Any:
 
 
 # -- environment overrides ------------------------------------------------------------------------------
-def _apply_env(
-    tree: dict[Any, Any], environ: Mapping[str, str], warnings: list[str]
-) -> dict[tuple[str, ...], str]:
+def _apply_env(tree: dict[Any, Any], environ: Mapping[str, str], warnings: list[str]) -> dict[tuple[str, ...], str]:
     """Apply every ``REGISTRY_*`` variable to ``tree`` in sorted order; returns {key path: variable name}."""
     sources: dict[tuple[str, ...], str] = {}
     for name in sorted(environ):
@@ -252,9 +249,6 @@ def _apply_env(
         path = _apply_one(tree, name, environ[name], warnings)
         if path is not None:
             sources[path] = name
-        for section in ("storage", "auth"):
-            if section in tree:
-                tree[section] = _driver_map(tree[section])
     return sources
 
 
@@ -287,13 +281,10 @@ def _apply_one(tree: dict[Any, Any], name: str, raw: str, warnings: list[str]) -
             if key == len(node):
                 node.append(None)
             child_schema = schema.item if isinstance(schema, _List) else _ANY
-        elif isinstance(schema, (_Map, _Any, _Unserved, _DriverMap)):
+        else:
             # Free-form keys: reuse an existing key spelled in any case, else create it lower-cased.
             key = next((k for k in node if _text(k).upper() == part), part.lower())
             child_schema = schema.value if isinstance(schema, _Map) else _ANY
-        else:
-            warnings.append(f"{name}: unknown key {_dotted((*path, part.lower()))}, ignored")
-            return None
         path = (*path, _text(key))
         if depth == len(parts) - 1:
             try:
@@ -301,6 +292,9 @@ def _apply_one(tree: dict[Any, Any], name: str, raw: str, warnings: list[str]) -
             except yaml.YAMLError as exc:
                 raise _env_error(_dotted(path), _yaml_problem(exc), name) from None
             return path
+        if not isinstance(child_schema, (dict, _Map, _List, _Any, _Unserved, _DriverMap)):
+            warnings.append(f"{name}: unknown key {_dotted((*path, parts[depth + 1].lower()))}, ignored")
+            return None
         child = node[key] if isinstance(node, list) else node.get(key)
         if isinstance(child, str) and schema is _SCHEMA and key in ("storage", "auth"):
             child = _driver_map(child)
@@ -418,15 +412,12 @@ class _Checker:
                 raise self.error(
                     (*path, driver),
                     f"unknown key{_suggestion(driver, [*known, *_STORAGE_SHARED])}",
-                    f"storage drivers: {', '.join(STORAGE_DRIVERS)}; "
-                    f"shared storage keys: {', '.join(_STORAGE_SHARED)}",
+                    f"storage drivers: {', '.join(STORAGE_DRIVERS)}; shared storage keys: {', '.join(_STORAGE_SHARED)}",
                 )
         if not drivers:
             raise self.error(path, "no storage driver configured", _STORAGE_EXAMPLE)
         if len(drivers) > 1:
-            raise self.error(
-                path, f"more than one storage driver configured: {', '.join(drivers)}", "keep exactly one"
-            )
+            raise self.error(path, f"more than one storage driver configured: {', '.join(drivers)}", "keep exactly one")
         driver = drivers[0]
         params = value[next(k for k, _ in items if _text(k) == driver)]
         if driver in UNSUPPORTED_STORAGE_DRIVERS:
@@ -453,9 +444,6 @@ def _read_file(path: str) -> dict[Any, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(path, f"expected a mapping of configuration keys, got {_describe(data)}")
-    for section in ("storage", "auth"):
-        if section in data:
-            data[section] = _driver_map(data[section])
     return data
 
 
@@ -480,9 +468,7 @@ def load_server_config(path: str | None, environ: Mapping[str, str]) -> tuple[Se
         raise checker.error(("version",), f"missing (regctl reads {_FORMAT})", f"add `version: {VERSION}`")
     data = checker.check(tree, _SCHEMA, ())
     if data["version"] != VERSION:
-        raise checker.error(
-            ("version",), f"unsupported version {data['version']!r} (regctl reads {_FORMAT})"
-        )
+        raise checker.error(("version",), f"unsupported version {data['version']!r} (regctl reads {_FORMAT})")
     if "storage" not in data:
         raise checker.error(("storage",), "no storage driver configured", _STORAGE_EXAMPLE)
 

@@ -203,13 +203,20 @@ def _worker_main(
 
     try:
         uvloop.run(_serve(config, listen, app_factory, status))
-    except Exception as exc:
-        message, hint = (exc.message, exc.hint) if isinstance(exc, RegctlError) else (repr(exc), None)
-        if not isinstance(exc, RegctlError):
-            log.exception("worker failed")
-        with contextlib.suppress(OSError):
-            status.send(("error", message, hint))
+    except RegctlError as exc:
+        _report_failure(status, exc.message, exc.hint)
         sys.exit(1)
+    except Exception as exc:
+        log.exception("worker failed")
+        _report_failure(status, f"worker failed: {type(exc).__name__}: {exc}", "see the traceback in the log")
+        sys.exit(1)
+
+
+def _report_failure(status: Connection, message: str, hint: str | None) -> None:
+    try:
+        status.send(("error", message, hint))
+    except OSError:  # closed once serving: the master only sees the exit, so say why here
+        log.error("worker failed", extra={"error": message})
 
 
 async def _serve(config: ServerConfig, listen: _Listen, app_factory: AppFactory, status: Connection) -> None:
@@ -280,6 +287,9 @@ class _Master:
                     if on_listening is not None:
                         on_listening(self._listen.url)
         finally:
+            for worker in self._workers.values():  # only left when this loop itself failed
+                worker.process.kill()
+                worker.process.join()
             signal.set_wakeup_fd(old_wakeup)
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -363,10 +373,10 @@ class _Master:
             worker.ready = True
         elif message is not None:
             _, text, hint = message
-            if self._announced or self._stopping:
+            if self._announced:
                 log.error("worker failed to start", extra={"worker_pid": worker.process.pid, "error": text})
-            else:
-                # Nothing was announced yet: a startup failure, raised to the operator as is.
+            elif self._failure is None:
+                # Nothing was announced yet: a startup failure, raised to the operator as is (once).
                 self._failure = RegctlError(text, hint)
                 self._stop()
 

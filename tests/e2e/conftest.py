@@ -17,6 +17,7 @@ from helpers.fixtures import (  # noqa: F401  (fixtures and hooks are found by n
     api,
     distribution_registry,
     free_port,
+    pytest_collection_modifyitems,
     pytest_configure,
     pytest_runtest_makereport,
     pytest_runtest_setup,

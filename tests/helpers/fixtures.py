@@ -20,21 +20,27 @@ from helpers.tools import Skopeo
 
 DISTRIBUTION_REASON = "CNCF Distribution 2.8 (Debian docker-registry)"
 
-# Parametrise with these: the distribution param proves the harness, the regctl param tests regctl.
-# `-m "not distribution"` runs only regctl, `-m distribution` only the harness check.
-KIND_PARAMS = [
-    pytest.param("regctl", marks=pytest.mark.regctl, id="regctl"),
-    pytest.param("distribution", marks=pytest.mark.distribution, id="distribution"),
-]
+# Parametrise over these ids: `distribution` proves the harness, `regctl` tests regctl. Collection marks
+# each test `regctl` when a regctl server is involved, else `distribution` when only Distribution is, so
+# `-m "not distribution"` runs only what touches regctl and `-m distribution` only the harness check.
+KIND_PARAMS = list(servers.KINDS)
+_KIND_ARGNAMES = ("registry", "first", "second")
 
 _MARKS = pytest.StashKey[dict[int, int]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "regctl: runs against regctl's server (python -m regctl serve)")
-    config.addinivalue_line(
-        "markers", f"distribution: runs against {DISTRIBUTION_REASON}, proving the harness"
-    )
+    config.addinivalue_line("markers", f"distribution: runs against {DISTRIBUTION_REASON}, proving the harness")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        kinds = {params[name] for name in _KIND_ARGNAMES if params.get(name) in servers.KINDS}
+        mark = "regctl" if "regctl" in kinds else "distribution" if kinds else None
+        if mark and item.get_closest_marker(mark) is None:
+            item.add_marker(mark)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -115,9 +115,7 @@ def write_oci_layout(path: Path, images: dict[str, Image]) -> Path:
         for data in (image.manifest, *image.blobs.values()):
             _write_blob(blobs, data)
         entries.append({**image.descriptor(), "annotations": {"org.opencontainers.image.ref.name": tag}})
-    (path / "index.json").write_bytes(
-        _json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
-    )
+    (path / "index.json").write_bytes(_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}))
     return path
 
 
@@ -125,9 +123,7 @@ def read_oci_layout(path: Path, tag: str) -> tuple[bytes, dict[str, bytes]]:
     """(manifest bytes, {digest: bytes} of the blobs it references) for ``tag`` in the layout at ``path``."""
     index = json.loads((path / "index.json").read_bytes())
     matches = [
-        m
-        for m in index["manifests"]
-        if (m.get("annotations") or {}).get("org.opencontainers.image.ref.name") == tag
+        m for m in index["manifests"] if (m.get("annotations") or {}).get("org.opencontainers.image.ref.name") == tag
     ]
     assert len(matches) == 1, f"{path}: expected one index.json entry for tag {tag!r}, got {index}"
 

@@ -60,9 +60,7 @@ class RegistryClient:
 
     # -- reads -----------------------------------------------------------------------------------------
     def get_manifest(self, repo: str, ref: str, *, method: str = "GET") -> Response:
-        return self.request(
-            method, f"/v2/{repo}/manifests/{ref}", headers={"Accept": ", ".join(MANIFEST_TYPES)}
-        )
+        return self.request(method, f"/v2/{repo}/manifests/{ref}", headers={"Accept": ", ".join(MANIFEST_TYPES)})
 
     def get_blob(self, repo: str, digest: str, *, method: str = "GET") -> Response:
         return self.request(method, f"/v2/{repo}/blobs/{digest}")
@@ -94,8 +92,6 @@ class RegistryClient:
         return digest
 
     def push_manifest(self, repo: str, ref: str, body: bytes, media_type: str) -> Response:
-        resp = self.request(
-            "PUT", f"/v2/{repo}/manifests/{ref}", data=body, headers={"Content-Type": media_type}
-        )
+        resp = self.request("PUT", f"/v2/{repo}/manifests/{ref}", data=body, headers={"Content-Type": media_type})
         assert resp.status == 201, f"PUT manifest {repo}:{ref}: HTTP {resp.status} {resp.body[:500]!r}"
         return resp

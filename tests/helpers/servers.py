@@ -69,6 +69,7 @@ class RegistryProcess:
         self.log_level = log_level
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
+        self._run_offset = 0
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.root.mkdir(parents=True, exist_ok=True)
         _ALL.append(self)
@@ -129,6 +130,7 @@ class RegistryProcess:
         for attempt in range(1, _PORT_ATTEMPTS + 1):
             self.port = free_port(self.host)
             self.config_path.write_text(yaml.safe_dump(self.config(), sort_keys=False))
+            self._run_offset = self.log_size()  # this run's output starts here
             with self.log_path.open("ab") as log:
                 log.write(f"=== {' '.join(self.command())} (addr {self.addr})\n".encode())
                 log.flush()
@@ -145,7 +147,7 @@ class RegistryProcess:
                 return self
             except ServerStartError as exc:
                 self.stop()
-                port_taken = "address already in use" in self.log_tail().lower()
+                port_taken = "address already in use" in self.log_text(self._run_offset).lower()
                 if port_taken and attempt < _PORT_ATTEMPTS:
                     continue
                 raise exc from None
@@ -162,7 +164,8 @@ class RegistryProcess:
             if rc is not None:
                 raise ServerStartError(
                     f"{self.kind} server exited with code {rc} before answering GET /v2/\n"
-                    f"command: {' '.join(self.command())}\n--- {self.log_path} ---\n{self.log_tail()}"
+                    f"command: {' '.join(self.command())}\n"
+                    f"--- {self.log_path} (tail) ---\n{self.log_tail(self._run_offset, lines=30)}"
                 )
             try:
                 with opener.open(f"{self.url}/v2/", timeout=2) as resp:
@@ -179,7 +182,7 @@ class RegistryProcess:
                 raise ServerStartError(
                     f"{self.kind} server did not answer GET {self.url}/v2/ within {timeout:.0f}s "
                     f"(last: {last_error})\ncommand: {' '.join(self.command())}\n"
-                    f"--- {self.log_path} ---\n{self.log_tail()}"
+                    f"--- {self.log_path} (tail) ---\n{self.log_tail(self._run_offset, lines=30)}"
                 )
             time.sleep(0.1)
 

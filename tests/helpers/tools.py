@@ -65,9 +65,7 @@ class Skopeo:
     def copy(self, src: str, dest: str) -> subprocess.CompletedProcess[bytes]:
         return self("copy", "--src-tls-verify=false", "--dest-tls-verify=false", src, dest)
 
-    def inspect(
-        self, ref: str, *, raw: bool = False, check: bool = True
-    ) -> subprocess.CompletedProcess[bytes]:
+    def inspect(self, ref: str, *, raw: bool = False, check: bool = True) -> subprocess.CompletedProcess[bytes]:
         return self("inspect", "--tls-verify=false", *(["--raw"] if raw else []), ref, check=check)
 
     def list_tags(self, ref: str) -> subprocess.CompletedProcess[bytes]:

@@ -14,6 +14,7 @@ from helpers.fixtures import (  # noqa: F401  (fixtures and hooks are found by n
     api,
     distribution_registry,
     free_port,
+    pytest_collection_modifyitems,
     pytest_configure,
     pytest_runtest_makereport,
     pytest_runtest_setup,
@@ -45,9 +46,7 @@ def sample_images(tmp_path_factory: pytest.TempPathFactory) -> SampleImages:
     base = tmp_path_factory.mktemp("images")
     oci = make_image({"hello.txt": b"hello from an OCI image\n"}, description="oci")
     oci_other = make_image({"other.txt": b"another OCI image\n" * 1000}, description="oci-other")
-    docker = make_image(
-        {"docker.txt": b"hello from a Docker schema2 image\n"}, docker=True, description="docker"
-    )
+    docker = make_image({"docker.txt": b"hello from a Docker schema2 image\n"}, docker=True, description="docker")
     return SampleImages(
         oci=oci,
         oci_other=oci_other,

@@ -18,10 +18,10 @@ from helpers.servers import RegistryProcess
 SOURCE = {"oci": "oci", "oci-other": "oci-other", "docker": "dir"}
 
 PAIRS = [
-    pytest.param("distribution", "regctl", marks=pytest.mark.regctl, id="distribution-then-regctl"),
-    pytest.param("regctl", "distribution", marks=pytest.mark.regctl, id="regctl-then-distribution"),
-    pytest.param("regctl", "regctl", marks=pytest.mark.regctl, id="regctl-restart"),
-    pytest.param("distribution", "distribution", marks=pytest.mark.distribution, id="distribution-restart"),
+    pytest.param("distribution", "regctl", id="distribution-then-regctl"),
+    pytest.param("regctl", "distribution", id="regctl-then-distribution"),
+    pytest.param("regctl", "regctl", id="regctl-restart"),
+    pytest.param("distribution", "distribution", id="distribution-restart"),
 ]
 
 

@@ -61,9 +61,7 @@ def test_artifact_with_subject_is_listed_by_referrers(
 ):
     if registry.kind == "distribution":
         request.applymarker(
-            pytest.mark.xfail(
-                strict=True, reason="Distribution 2.8 has no referrers API (distribution-spec 1.1)"
-            )
+            pytest.mark.xfail(strict=True, reason="Distribution 2.8 has no referrers API (distribution-spec 1.1)")
         )
     repo, image = "oras/referrers", sample_images.oci
     for data in image.blobs.values():

@@ -71,7 +71,7 @@ def test_inspect_digest_matches(registry, skopeo, sample_images):
     assert info["Digest"] == sample_images.oci.digest
     assert info["Name"] == f"{registry.addr}/skopeo/inspect"
     assert info["RepoTags"] == ["v1"]
-    assert info["Layers"] == [d for d in sample_images.oci.blobs][1:]
+    assert info["Layers"] == list(sample_images.oci.blobs)[1:]  # blobs: config first, then layers
     assert info["Labels"] == {"org.regctl.test": "oci"}
 
 

@@ -24,9 +24,14 @@ def _take(driver: str, params: dict[str, Any], allowed: dict[str, Any]) -> dict[
 
 
 def _filesystem(params: dict[str, Any]) -> StorageDriver:
-    root = _take("filesystem", params, {"rootdirectory": "/var/lib/registry"})["rootdirectory"]
+    # ``maxthreads`` caps Distribution's blocking syscalls; regctl's thread pools are sized by the server,
+    # so the key is only checked, letting registry:2 configs that set it load unchanged.
+    taken = _take("filesystem", params, {"rootdirectory": "/var/lib/registry", "maxthreads": 100})
+    root, maxthreads = taken["rootdirectory"], taken["maxthreads"]
     if not isinstance(root, str) or not root:
         raise ValueError("storage driver 'filesystem': parameter 'rootdirectory' must be a non-empty path")
+    if not isinstance(maxthreads, int) or isinstance(maxthreads, bool) or maxthreads < 25:
+        raise ValueError("storage driver 'filesystem': parameter 'maxthreads' must be an integer of at least 25")
     return FilesystemDriver(root)
 
 

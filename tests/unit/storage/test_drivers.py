@@ -156,15 +156,17 @@ def test_factory_builds_drivers_with_distributions_defaults() -> None:
     default = factory.create("filesystem", {})
     assert isinstance(default, FilesystemDriver)
     assert default.local_path("/a") == "/var/lib/registry/a"
+    assert isinstance(factory.create("filesystem", {"maxthreads": 100}), FilesystemDriver)
 
 
 @pytest.mark.parametrize(("name", "params", "message"), [
     ("s4", {}, "unknown storage driver 's4' (allowed: filesystem, inmemory)"),
     ("filesystem", {"rootdir": "/x"},
-     "storage driver 'filesystem': unknown parameter 'rootdir' (allowed: rootdirectory)"),
+     "storage driver 'filesystem': unknown parameter 'rootdir' (allowed: maxthreads, rootdirectory)"),
     ("inmemory", {"size": 1}, "storage driver 'inmemory': unknown parameter 'size' (allowed: none)"),
     ("filesystem", {"rootdirectory": ""}, "parameter 'rootdirectory' must be a non-empty path"),
     ("filesystem", {"rootdirectory": 5}, "parameter 'rootdirectory' must be a non-empty path"),
+    ("filesystem", {"maxthreads": 10}, "parameter 'maxthreads' must be an integer of at least 25"),
 ])
 def test_factory_rejects_bad_names_and_parameters(name: str, params: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError) as caught:

@@ -1,0 +1,63 @@
+"""The ``regctl`` command line: a thin Click layer over the library; errors are rendered here, once."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Any
+
+import click
+
+from regctl import __version__
+from regctl.cli.serve import serve
+from regctl.cli.terminal import Terminal
+from regctl.errors import RegctlError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@dataclasses.dataclass
+class CliState:
+    """``ctx.obj`` for every command: where output goes and whether to show tracebacks."""
+
+    terminal: Terminal = dataclasses.field(default_factory=Terminal)
+    debug: bool = False
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RegctlError as exc:
+            state = ctx.find_object(CliState) or CliState()
+            if state.debug:
+                state.terminal.display_traceback()
+            state.terminal.display_error(exc.message, exc.hint)
+            ctx.exit(1)
+
+
+@click.group("regctl", cls=_Group, context_settings=CONTEXT_SETTINGS)
+@click.option("--debug", is_flag=True, envvar="REGCTL_DEBUG", show_envvar=True, help="Show tracebacks with errors.")
+@click.version_option(__version__, "--version", prog_name="regctl", message="%(prog)s %(version)s")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Run and operate a private container registry (OCI Distribution, drop-in for registry:2)."""
+    state = ctx.ensure_object(CliState)
+    state.debug = debug
+
+
+cli.add_command(serve)
+
+
+def main() -> None:
+    """Console entry point: Click handles usage errors (exit 2); anything unexpected is one line, exit 1."""
+    state = CliState()
+    try:
+        cli.main(prog_name="regctl", obj=state)
+    except Exception as exc:
+        if state.debug:
+            state.terminal.display_traceback()
+        state.terminal.display_error(
+            f"unexpected {type(exc).__name__}: {exc}", "this is a bug in regctl; run again with --debug for details"
+        )
+        sys.exit(1)
