@@ -128,7 +128,8 @@ _Schema = type | dict[str, "_Schema"] | _Map | _List | _Choice | _Unserved | _An
 
 _STORAGE_SHARED: dict[str, _Schema] = {
     "delete": {"enabled": bool},
-    "cache": _IGNORED,
+    # regctl always keeps blob and manifest descriptors in memory, which is what `inmemory` asks for.
+    "cache": {"blobdescriptor": _Choice(("inmemory",)), "blobdescriptorsize": _IGNORED},
     "maintenance": {
         "uploadpurging": _IGNORED,
         # Operators turn read-only mode on while garbage collecting; accepting pushes then loses data.

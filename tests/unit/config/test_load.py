@@ -86,7 +86,7 @@ def test_stock_registry2_config_loads_as_is(write: Write) -> None:
             "delete": {"enabled": False},
         },
     }
-    assert warnings == ["storage.cache: not supported yet, ignored", "health: not supported yet, ignored"]
+    assert warnings == ["health: not supported yet, ignored"]
 
 
 def test_no_file_gives_distribution_image_defaults() -> None:
@@ -518,7 +518,7 @@ def test_harmless_unsupported_keys_warn(write: Write, section: str, key: str) ->
 @pytest.mark.parametrize(
     ("shared", "key"),
     [
-        ("cache: {blobdescriptor: inmemory}", "storage.cache"),
+        ("cache: {blobdescriptorsize: 10000}", "storage.cache.blobdescriptorsize"),
         ("maintenance: {uploadpurging: {enabled: false, age: 168h}}", "storage.maintenance.uploadpurging"),
         ("redirect: {disable: true}", "storage.redirect"),
         ("tag: {concurrencylimit: 8}", "storage.tag"),
@@ -550,3 +550,11 @@ def test_parse_addr(addr: str, expected: tuple[str, int]) -> None:
 def test_parse_addr_rejects(addr: str) -> None:
     with pytest.raises(ValueError):
         parse_addr(addr)
+
+
+def test_inmemory_descriptor_cache_is_served_and_redis_is_not_yet(write: Write) -> None:
+    _, warnings = load_server_config(write("version: 0.1\nstorage: {inmemory: {}, cache: {blobdescriptor: inmemory}}\n"), {})
+    assert warnings == []
+    with pytest.raises(ConfigError) as caught:
+        load_server_config(write("version: 0.1\nstorage: {inmemory: {}, cache: {blobdescriptor: redis}}\n"), {})
+    assert str(caught.value) == "storage.cache.blobdescriptor: must be one of inmemory, got 'redis'"
