@@ -553,7 +553,8 @@ def test_parse_addr_rejects(addr: str) -> None:
 
 
 def test_inmemory_descriptor_cache_is_served_and_redis_is_not_yet(write: Write) -> None:
-    _, warnings = load_server_config(write("version: 0.1\nstorage: {inmemory: {}, cache: {blobdescriptor: inmemory}}\n"), {})
+    config = "version: 0.1\nstorage: {inmemory: {}, cache: {blobdescriptor: inmemory}}\n"
+    _, warnings = load_server_config(write(config), {})
     assert warnings == []
     with pytest.raises(ConfigError) as caught:
         load_server_config(write("version: 0.1\nstorage: {inmemory: {}, cache: {blobdescriptor: redis}}\n"), {})
