@@ -199,16 +199,20 @@ def test_address_forms(standin: StartStandin, addr: str, host: str) -> None:
     assert server.stop() == 0
 
 
+def _wait_until_started(marker: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the slow request never reached a worker"
+        time.sleep(0.02)
+
+
 def test_sigterm_lets_an_in_flight_request_finish(standin: StartStandin, tmp_path: Path) -> None:
     server = standin(workers=2)
     started = tmp_path / "slow-started"
     result: list[tuple[int, str]] = []
     client = threading.Thread(target=lambda: result.append(get(f"{server.url}/slow?seconds=2&started={started}")))
     client.start()
-    deadline = time.monotonic() + START_TIMEOUT
-    while not started.exists():
-        assert time.monotonic() < deadline, "the slow request never reached a worker"
-        time.sleep(0.02)
+    _wait_until_started(started)
 
     server.signal(signal.SIGTERM)
     assert server.proc.wait(STOP_TIMEOUT) == 0
@@ -228,10 +232,7 @@ def test_a_second_stop_signal_kills_the_workers(standin: StartStandin, tmp_path:
 
     client = threading.Thread(target=request, daemon=True)
     client.start()
-    deadline = time.monotonic() + START_TIMEOUT
-    while not started.exists():
-        assert time.monotonic() < deadline, "the slow request never reached a worker"
-        time.sleep(0.02)
+    _wait_until_started(started)
 
     server.signal(signal.SIGTERM)
     server.wait_for_log("msg=stopping")

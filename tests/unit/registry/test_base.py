@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.registry.conftest import push_image, raw_request
+from regctl.registry.app import create_app
+from regctl.registry.storage.inmemory import InMemoryDriver
+from tests.unit.registry.conftest import make_config, push_image, raw_request
 
 API_VERSION = "registry/2.0"
 
@@ -76,3 +78,18 @@ async def test_long_names_with_many_components(client):
     await push_image(client, name, "v1")
     r = await client.get(f"/v2/{name}/tags/list")
     assert await r.json() == {"name": name, "tags": ["v1"]}
+
+
+class _BrokenDriver(InMemoryDriver):
+    async def stat(self, path: str):
+        raise OSError("disk on fire")
+
+
+async def test_storage_outage_is_a_500_in_the_envelope(aiohttp_client):
+    client = await aiohttp_client(create_app(make_config(), driver=_BrokenDriver()))
+    r = await client.head("/v2/foo/blobs/sha256:" + "0" * 64)
+    assert r.status == 500
+    assert r.headers["Docker-Distribution-API-Version"] == API_VERSION
+    r = await client.get("/v2/foo/blobs/sha256:" + "0" * 64)
+    assert r.status == 500
+    assert (await r.json())["errors"][0]["code"] == "UNKNOWN"
