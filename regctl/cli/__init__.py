@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -22,6 +23,8 @@ class CliState:
 
     terminal: Terminal = dataclasses.field(default_factory=Terminal)
     debug: bool = False
+    # -C DIR: where the instance (regctl.yaml) is; None means $REGCTL_HOME or the current directory upwards.
+    instance_dir: Path | None = None
 
 
 class _Group(click.Group):
@@ -38,12 +41,21 @@ class _Group(click.Group):
 
 @click.group("regctl", cls=_Group, context_settings=CONTEXT_SETTINGS)
 @click.option("--debug", is_flag=True, envvar="REGCTL_DEBUG", show_envvar=True, help="Show tracebacks with errors.")
+@click.option(
+    "-C",
+    "instance_dir",
+    metavar="DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The instance directory (holding regctl.yaml). Default: $REGCTL_HOME, else the current directory "
+    "or its nearest parent with a regctl.yaml.",
+)
 @click.version_option(__version__, "--version", prog_name="regctl", message="%(prog)s %(version)s")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, instance_dir: Path | None) -> None:
     """Run and operate a private container registry (OCI Distribution, drop-in for registry:2)."""
     state = ctx.ensure_object(CliState)
     state.debug = debug
+    state.instance_dir = instance_dir
 
 
 cli.add_command(serve)

@@ -1,0 +1,1 @@
+"""The operations library behind the CLI: instances, rendering, images and runtimes. No Click imports."""
