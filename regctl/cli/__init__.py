@@ -10,8 +10,24 @@ from typing import Any
 import click
 
 from regctl import __version__
+from regctl.cli.adduser import adduser
+from regctl.cli.cert import cert
+from regctl.cli.compose import compose
+from regctl.cli.config import config
+from regctl.cli.deluser import deluser
+from regctl.cli.down import down
+from regctl.cli.healthcheck import healthcheck
+from regctl.cli.htpasswd import htpasswd
+from regctl.cli.image import image
+from regctl.cli.init import init
+from regctl.cli.logs import logs
+from regctl.cli.passwd import passwd
+from regctl.cli.restart import restart
 from regctl.cli.serve import serve
+from regctl.cli.status import status
 from regctl.cli.terminal import Terminal
+from regctl.cli.up import up
+from regctl.cli.users import users
 from regctl.errors import RegctlError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -58,7 +74,23 @@ def cli(ctx: click.Context, debug: bool, instance_dir: Path | None) -> None:
     state.instance_dir = instance_dir
 
 
+cli.add_command(init)
+cli.add_command(config)
+cli.add_command(compose)
 cli.add_command(serve)
+cli.add_command(up)
+cli.add_command(down)
+cli.add_command(status)
+cli.add_command(logs)
+cli.add_command(restart)
+cli.add_command(image)
+cli.add_command(cert)
+cli.add_command(adduser)
+cli.add_command(deluser)
+cli.add_command(passwd)
+cli.add_command(users)
+cli.add_command(htpasswd)
+cli.add_command(healthcheck)
 
 
 def main() -> None:

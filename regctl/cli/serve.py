@@ -9,6 +9,7 @@ import click
 
 if TYPE_CHECKING:
     from regctl.cli import CliState
+    from regctl.config.server import ServerConfig
 
 
 def _default_workers() -> int:
@@ -35,6 +36,7 @@ Examples:
   regctl serve --addr 127.0.0.1:5000 --root ./data --delete
   regctl serve /etc/docker/registry/config.yml  # a registry:2 config, as is
   REGISTRY_HTTP_ADDR=:5001 regctl serve -c config.yml --workers 4
+  regctl serve --run-as registry /etc/docker/registry/config.yml   # as root: what the server image runs
 """,
 )
 @click.argument("config_arg", metavar="[CONFIG]", required=False, type=click.Path(dir_okay=False))
@@ -70,6 +72,15 @@ Examples:
     help="Worker processes sharing the port.",
 )
 @click.option("--delete/--no-delete", default=None, help="Allow deleting manifests and blobs (storage.delete.enabled).")
+@click.option(
+    "--run-as",
+    metavar="USER[:GROUP]",
+    envvar="REGCTL_SERVE_RUN_AS",
+    show_envvar=True,
+    help="Started as root: read the configuration, give the storage root to USER if USER cannot write to it, "
+    "then serve as USER (names or numbers). Existing data is re-owned only when it belongs to someone else "
+    "(data written by registry:2, which runs as root). The server image runs with --run-as registry.",
+)
 @click.pass_obj
 def serve(
     state: CliState,
@@ -79,12 +90,14 @@ def serve(
     root: str | None,
     workers: int | None,
     delete: bool | None,
+    run_as: str | None,
 ) -> None:
     """Serve the OCI Distribution API until SIGTERM or Ctrl-C.
 
     Reads CNCF Distribution's config.yml, so a registry:2 configuration works unchanged, and so do its
     REGISTRY_* environment variables (REGISTRY_HTTP_ADDR, REGISTRY_STORAGE_DELETE_ENABLED=true, ...).
-    Flags override both. Stopping lets requests in flight finish.
+    Flags override both. Stopping lets requests in flight finish. With http.tls, SIGHUP (or a change of
+    the files) makes every worker take up a new certificate and key without dropping a connection.
     """
     from regctl.config.load import load_server_config
     from regctl.registry.server import run
@@ -104,8 +117,29 @@ def serve(
     if delete is not None:
         config.storage.delete.enabled = delete
     count = workers or _default_workers()
+    if run_as is not None:
+        _switch_user(state, run_as, config)
 
     def listening(url: str) -> None:
         state.terminal.display_info(f"regctl serve: listening on {url} ({count} worker{'s' * (count != 1)})")
 
     click.get_current_context().exit(run(config, count, on_listening=listening))
+
+
+def _switch_user(state: CliState, spec: str, config: ServerConfig) -> None:
+    from regctl.registry.server import resolve_user, switch_user, unreadable_files
+
+    user = resolve_user(spec)
+    if os.geteuid() == 0 and (blocked := unreadable_files(config.files_read(), user)):
+        # registry:2 runs as root and reads root-only keys (the seed's `docker run -v certs:/certs` line);
+        # serving unprivileged would fail, so keep serving, as root, and say how to avoid it.
+        state.terminal.display_warning(
+            f"serving as root: {blocked[0]} is not readable by {user.name} (uid {user.uid}); make it readable by "
+            f"that user or group (e.g. chgrp {user.gid} FILE && chmod g+r FILE) to serve unprivileged"
+        )
+        return
+    root = config.storage.parameters.get("rootdirectory") if config.storage.driver == "filesystem" else None
+    changed = switch_user(user, root)
+    if changed:
+        state.terminal.display_info(f"regctl serve: gave {len(changed)} path(s) under {root} to {user.name}")
+    state.terminal.display_info(f"regctl serve: running as {user.name} (uid {user.uid}, gid {user.gid})")

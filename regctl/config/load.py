@@ -13,12 +13,14 @@ Compatible with ``registry:2`` (Distribution's ``configuration/parser.go``):
 
 Unlike Distribution (whose YAML decoding ignores unknown keys), a key in the file that is not part of the
 format is an error, with a suggestion. Keys that Distribution knows but regctl does not serve either fail
-(ignoring them would weaken security or lose data: ``auth``, ``http.tls``) or give a warning.
+(ignoring them would weaken security or lose data: ``redis``, ``auth.token.signingalgorithms``) or give a
+warning. Files named by the configuration (certificates, htpasswd) are read when the server starts, not here.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +39,11 @@ LOG_LEVELS = ("error", "warn", "info", "debug")
 LOG_FORMATTERS = ("text", "json", "logstash")
 STORAGE_DRIVERS = ("filesystem", "inmemory")
 UNSUPPORTED_STORAGE_DRIVERS = ("s3", "azure", "gcs", "swift", "oss")
+# Distribution also takes tls1.0 and tls1.1; regctl refuses them (RFC 8996 deprecates both).
+TLS_VERSIONS = ("tls1.2", "tls1.3")
+TOKEN_ACTIONS = ("pull", "push", "delete", "*")
+# Docker clients treat a token lifetime under 60 s as 60 s (token spec, "expires_in").
+MIN_TOKEN_EXPIRY = 60
 
 
 # -- YAML that keeps the source text of plain scalars ------------------------------------------------------
@@ -109,7 +116,7 @@ class _Unserved:
 
     fatal: bool
     hint: str | None = None
-    # One-backend maps (auth): naming a backend turns it on, even with no parameters (`auth: htpasswd`).
+    # A backend in a one-backend map (auth): naming it turns it on, even with no parameters (`auth: silly`).
     by_key: bool = False
 
 
@@ -159,9 +166,24 @@ _SCHEMA: dict[str, _Schema] = {
         "reportcaller": _IGNORED,
     },
     "storage": _DRIVER_MAP,
-    "auth": _Unserved(
-        fatal=True, hint="put an authenticating reverse proxy in front of regctl, or remove auth", by_key=True
-    ),
+    # One backend (Distribution's ``auth.Type()``); `auth: htpasswd` and REGISTRY_AUTH=htpasswd name it alone.
+    "auth": {
+        "htpasswd": {"realm": str, "path": str},
+        "token": {
+            "realm": str,
+            "service": str,
+            "issuer": str,
+            "rootcertbundle": str,
+            "autoredirect": _IGNORED,
+            "jwks": _IGNORED,
+            # Accepting algorithms the operator meant to exclude would weaken security.
+            "signingalgorithms": _Unserved(
+                fatal=True, hint="remove it; regctl accepts ES256/384/512 and RS256/384/512"
+            ),
+        },
+        "none": _Map(_ANY),  # takes no parameters; Distribution ignores any given
+        "silly": _Unserved(fatal=True, hint="use auth.htpasswd or auth.token", by_key=True),
+    },
     "middleware": _IGNORED,
     "reporting": _IGNORED,
     "http": {
@@ -173,7 +195,15 @@ _SCHEMA: dict[str, _Schema] = {
         "secret": str,
         "relativeurls": bool,
         "draintimeout": _IGNORED,
-        "tls": _Unserved(fatal=True, hint="terminate TLS in a reverse proxy in front of regctl and remove http.tls"),
+        "tls": {
+            "certificate": str,
+            "key": str,
+            "clientcas": _List(str),
+            "minimumtls": _Choice(TLS_VERSIONS),
+            # Python's server defaults already exclude weak suites (no RC4, 3DES, CBC-SHA1, export).
+            "ciphersuites": _IGNORED,
+            "letsencrypt": _Unserved(fatal=True, hint="get the certificate with an ACME client and set http.tls"),
+        },
         "headers": _Map(_List(str)),
         "debug": _IGNORED,
         "http2": _IGNORED,
@@ -186,6 +216,16 @@ _SCHEMA: dict[str, _Schema] = {
     "compatibility": _IGNORED,
     "validation": _IGNORED,
     "policy": _IGNORED,
+    # regctl's extension: the built-in token service (see ServerConfig.tokenserver and the README).
+    "tokenserver": {
+        "issuer": str,
+        "service": str,
+        "key": str,
+        "htpasswd": str,
+        "expiry": str,
+        "rules": _List({"subjects": _List(str), "repositories": _List(str), "actions": _List(_Choice(TOKEN_ACTIONS))}),
+        "groups": _Map(_List(str)),
+    },
 }
 
 
@@ -333,7 +373,7 @@ class _Checker:
         return ConfigError(_dotted(path), message, env=env, hint=hint)
 
     def _unserved(self, path: tuple[str, ...], value: Any, rule: _Unserved) -> None:
-        if not (bool(value) if rule.by_key else _is_set(value)):
+        if not (rule.by_key or _is_set(value)):
             return
         if rule.fatal:
             raise self.error(path, "not supported yet by regctl", rule.hint or f"remove {_dotted(path)}")
@@ -464,6 +504,8 @@ def load_server_config(path: str | None, environ: Mapping[str, str]) -> tuple[Se
     warnings: list[str] = []
     sources = _apply_env(tree, environ, warnings)
     checker = _Checker(sources, warnings, path)
+    if "auth" in tree:
+        tree["auth"] = _driver_map(tree["auth"])
 
     if "version" not in tree:
         raise checker.error(("version",), f"missing (regctl reads {_FORMAT})", f"add `version: {VERSION}`")
@@ -475,6 +517,10 @@ def load_server_config(path: str | None, environ: Mapping[str, str]) -> tuple[Se
 
     log = data.get("log", {})
     http = data.get("http", {})
+    auth = _auth(checker, data.get("auth", {}))
+    tokenserver = _tokenserver(checker, data.get("tokenserver"), auth)
+    if "token" in auth and not auth["token"]["rootcertbundle"] and tokenserver is None:
+        _require(checker, auth["token"], ("auth", "token"), ("rootcertbundle",))
     if http.get("net", "tcp") not in ("", "tcp"):
         raise checker.error(("http", "net"), f"{http['net']!r} is not supported yet by regctl (only tcp)")
     addr = http.get("addr", DEFAULT_ADDR)
@@ -499,8 +545,110 @@ def load_server_config(path: str | None, environ: Mapping[str, str]) -> tuple[Se
                 "secret": http.get("secret") or None,
                 "relativeurls": http.get("relativeurls", False),
                 "headers": http.get("headers", {}),
+                "tls": _tls(checker, http.get("tls", {})),
             },
             "storage": data["storage"],
+            "auth": auth,
+            "tokenserver": tokenserver,
         }
     )
     return config, warnings
+
+
+# -- sections checked as a whole ----------------------------------------------------------------------------
+def _require(checker: _Checker, section: dict[str, Any], path: tuple[str, ...], keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if not section.get(key):
+            where = (*path, key)
+            variable = ENV_PREFIX + "_".join(where).upper()
+            raise checker.error(where, "required", f"add {_dotted(where)}, or set {variable}")
+
+
+def _auth(checker: _Checker, auth: dict[str, Any]) -> dict[str, Any]:
+    if len(auth) > 1:
+        raise checker.error(("auth",), f"more than one auth backend configured: {', '.join(auth)}", "keep exactly one")
+    if "htpasswd" in auth:
+        _require(checker, auth["htpasswd"], ("auth", "htpasswd"), ("realm", "path"))
+    if "token" in auth:
+        # rootcertbundle may be left out when tokenserver signs the tokens (checked by the caller).
+        _require(checker, auth["token"], ("auth", "token"), ("realm", "service", "issuer"))
+        auth["token"]["rootcertbundle"] = auth["token"].get("rootcertbundle") or None
+    auth.pop("none", None)
+    return auth
+
+
+def _tls(checker: _Checker, tls: dict[str, Any]) -> dict[str, Any] | None:
+    # Distribution serves HTTPS when a certificate is set; an empty section (or empty strings) means plain HTTP.
+    if not _is_set(tls):
+        return None
+    _require(checker, tls, ("http", "tls"), ("certificate", "key"))
+    for index, ca in enumerate(tls.get("clientcas", [])):
+        if not ca:
+            raise checker.error(("http", "tls", "clientcas", str(index)), "empty path", "name a PEM file of CAs")
+    return {
+        "certificate": tls["certificate"],
+        "key": tls["key"],
+        "clientcas": tls.get("clientcas", []),
+        "minimumtls": tls.get("minimumtls") or TLS_VERSIONS[0],
+    }
+
+
+_DURATION_RE = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_PLACEHOLDER_RE = re.compile(r"\{[^}]*\}")
+
+
+def _seconds(checker: _Checker, text: str, path: tuple[str, ...]) -> int:
+    """Seconds from a number or a Go duration written in h/m/s (``5m``, ``1h30m``, ``90s``)."""
+    m = _DURATION_RE.fullmatch(text)
+    if text.isdigit():
+        seconds = int(text)
+    elif text and m:
+        hours, minutes, secs = (int(g or 0) for g in m.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    else:
+        raise checker.error(path, f"invalid duration {text!r}", "write seconds or a duration such as 5m, 1h, 90s")
+    if seconds < MIN_TOKEN_EXPIRY:
+        raise checker.error(path, f"must be at least {MIN_TOKEN_EXPIRY}s, got {text!r}")
+    return seconds
+
+
+def _tokenserver(checker: _Checker, server: dict[str, Any] | None, auth: dict[str, Any]) -> dict[str, Any] | None:
+    if not server:
+        return None
+    path = ("tokenserver",)
+    token = auth.get("token", {})
+    # Issuer and service must match auth.token's for the tokens to verify; by default they are taken from there.
+    for key in ("issuer", "service"):
+        server[key] = server.get(key) or token.get(key)
+        if not server[key]:
+            raise checker.error((*path, key), "required", f"add {_dotted((*path, key))} (or auth.token.{key})")
+    _require(checker, server, path, ("key", "htpasswd"))
+    groups = server.get("groups", {})
+    for name, members in groups.items():
+        if not members or not all(members):
+            raise checker.error((*path, "groups", name), "must list user names")
+    for index, rule in enumerate(server.get("rules", [])):
+        where = (*path, "rules", str(index))
+        for key in ("subjects", "repositories", "actions"):
+            values = rule.get(key, [])
+            if not values or not all(values):
+                raise checker.error((*where, key), "must be a non-empty list", "see tokenserver in the README")
+        for subject in rule["subjects"]:
+            if subject.startswith("@") and subject[1:] not in groups:
+                raise checker.error(
+                    (*where, "subjects"), f"unknown group {subject[1:]!r}", "define it under tokenserver.groups"
+                )
+        for pattern in rule["repositories"]:
+            unknown = [p for p in _PLACEHOLDER_RE.findall(pattern) if p != "{user}"]
+            if unknown:
+                raise checker.error((*where, "repositories"), f"unknown placeholder {unknown[0]} in {pattern!r}",
+                                    "the only placeholder is {user}")
+    return {
+        "issuer": server["issuer"],
+        "service": server["service"],
+        "key": server["key"],
+        "htpasswd": server["htpasswd"],
+        "expiry": _seconds(checker, server.get("expiry") or "5m", (*path, "expiry")),
+        "rules": server.get("rules", []),
+        "groups": groups,
+    }

@@ -30,6 +30,17 @@ class Log(_Strict):
     accesslog: AccessLog = Field(default_factory=AccessLog)
 
 
+class TLS(_Strict):
+    """``http.tls``: serve HTTPS. Files are re-read on SIGHUP and when they change (``registry.tls``)."""
+
+    # PEM: the certificate first, then its intermediates (the seed's `cat domain.crt intermediate.pem`).
+    certificate: str
+    key: str
+    # PEM files of CAs that sign client certificates; any given makes a client certificate mandatory.
+    clientcas: list[str] = Field(default_factory=list)
+    minimumtls: Literal["tls1.2", "tls1.3"] = "tls1.2"
+
+
 class HTTP(_Strict):
     # Go's net.Listen form: ":5000" (every interface), "127.0.0.1:5000", "[::1]:5000"; see parse_addr.
     addr: str = DEFAULT_ADDR
@@ -40,6 +51,7 @@ class HTTP(_Strict):
     relativeurls: bool = False
     # Added to every response; Distribution's stock config sets X-Content-Type-Options: [nosniff].
     headers: dict[str, list[str]] = Field(default_factory=dict)
+    tls: TLS | None = None
 
 
 class Delete(_Strict):
@@ -54,11 +66,68 @@ class Storage(_Strict):
     delete: Delete = Field(default_factory=Delete)
 
 
+class HtpasswdAuth(_Strict):
+    realm: str
+    path: str
+
+
+class TokenAuth(_Strict):
+    """Bearer tokens from a token service (Docker's token authentication specification)."""
+
+    realm: str  # the token service URL clients are sent to
+    service: str  # the tokens' audience
+    issuer: str
+    # PEM certificates or public keys of the token signers; None: trust the built-in token service's key.
+    rootcertbundle: str | None = None
+
+
+class Auth(_Strict):
+    """At most one backend; neither means every request is allowed (``auth: {none: {}}`` too)."""
+
+    htpasswd: HtpasswdAuth | None = None
+    token: TokenAuth | None = None
+
+
+class TokenRule(_Strict):
+    # Names from the htpasswd file, "@group", "*" (every user) or "anonymous" (everyone, even without a login).
+    subjects: list[str]
+    # Glob patterns (fnmatch: "*" also matches "/"); "{user}" stands for the caller's name.
+    repositories: list[str]
+    actions: list[Literal["pull", "push", "delete", "*"]]
+
+
+class TokenServer(_Strict):
+    """regctl's own token service (not in Distribution): ``GET``/``POST /auth/token`` in the same server."""
+
+    issuer: str
+    service: str
+    key: str  # PEM private key that signs tokens: EC P-256/384/521 (ES256/384/512) or RSA (RS256)
+    htpasswd: str
+    expiry: int = 300  # seconds a token is valid
+    rules: list[TokenRule] = Field(default_factory=list)
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+
+
 class ServerConfig(_Strict):
     version: str = "0.1"
     log: Log = Field(default_factory=Log)
     http: HTTP = Field(default_factory=HTTP)
     storage: Storage = Field(default_factory=Storage)
+    auth: Auth = Field(default_factory=Auth)
+    tokenserver: TokenServer | None = None
+
+    def files_read(self) -> list[str]:
+        """Every file the server reads after start-up (certificates, keys, password files), for permission checks."""
+        paths: list[str] = []
+        if self.http.tls is not None:
+            paths += [self.http.tls.certificate, self.http.tls.key, *self.http.tls.clientcas]
+        if self.auth.htpasswd is not None:
+            paths.append(self.auth.htpasswd.path)
+        if self.auth.token is not None and self.auth.token.rootcertbundle:
+            paths.append(self.auth.token.rootcertbundle)
+        if self.tokenserver is not None:
+            paths += [self.tokenserver.key, self.tokenserver.htpasswd]
+        return paths
 
 
 def parse_addr(addr: str) -> tuple[str, int]:

@@ -26,6 +26,8 @@ class ErrorCode(enum.Enum):
     NAME_UNKNOWN = ("NAME_UNKNOWN", "repository name not known to registry", 404)
     SIZE_INVALID = ("SIZE_INVALID", "provided length did not match content length", 400)
     TAG_INVALID = ("TAG_INVALID", "manifest tag did not match URI", 400)
+    UNAUTHORIZED = ("UNAUTHORIZED", "authentication required", 401)
+    DENIED = ("DENIED", "requested access to the resource is denied", 403)
     UNSUPPORTED = ("UNSUPPORTED", "the operation is unsupported", 405)
     METHOD_UNKNOWN = ("UNSUPPORTED", "method not allowed on this route", 405)
     RANGE_INVALID = ("RANGE_INVALID", "invalid content range", 416)

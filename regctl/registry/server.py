@@ -9,8 +9,13 @@ The master forks the workers before any event loop exists in it, then only super
 
 - SIGTERM / SIGINT are forwarded; each worker stops accepting, lets in-flight requests finish (up to
   ``SHUTDOWN_TIMEOUT``) and exits 0. The master returns once every worker has exited.
-- SIGHUP is forwarded (workers will reload certificates on it).
+- SIGHUP is forwarded: workers reload the TLS certificate and key (``registry.tls``; they also notice a
+  change of the files by themselves). The htpasswd file is re-read whenever it changes, signal or not.
 - A worker that dies unexpectedly is replaced, unless workers keep dying (``_CRASH_LIMIT``).
+
+Started as root with ``--run-as USER`` (the server image does this), the master first makes the storage root
+writable by USER (see :func:`ownership_plan`), then switches to USER before any worker exists: registry:2
+runs as root, so the seed's ``-v $(pwd)/data:/var/lib/registry`` hands it a root-owned directory.
 """
 
 from __future__ import annotations
@@ -21,23 +26,28 @@ import contextlib
 import dataclasses
 import datetime
 import errno
+import grp
 import inspect
 import json
 import logging
 import multiprocessing
 import os
+import pwd
 import signal
 import socket
+import stat
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from regctl.config.server import Log, ServerConfig, parse_addr
 from regctl.errors import RegctlError
+from regctl.registry.tls import ServerTLS
 
 AppFactory = Callable[[ServerConfig], web.Application | Awaitable[web.Application]]
 
@@ -67,11 +77,12 @@ class _Listen:
     port: int
     # An IPv6 wildcard socket that also accepts IPv4, as Go's ":5000" does.
     dualstack: bool = False
+    tls: bool = False
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
 
 def _resolve(addr: str) -> _Listen:
@@ -224,7 +235,10 @@ async def _serve(config: ServerConfig, listen: _Listen, app_factory: AppFactory,
     stop = asyncio.Event()
     for signum in _STOP_SIGNALS:
         loop.add_signal_handler(signum, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: log.info("reload requested, nothing to reload"))
+    tls = ServerTLS(config.http.tls) if config.http.tls is not None else None
+    loop.add_signal_handler(
+        signal.SIGHUP, tls.reload if tls is not None else lambda: log.info("reload requested, nothing to reload")
+    )
     # The master blocked these around fork(): one that arrived meanwhile is delivered now, to the loop.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED_SIGNALS)
 
@@ -240,15 +254,129 @@ async def _serve(config: ServerConfig, listen: _Listen, app_factory: AppFactory,
         **({"access_log": None} if config.log.accesslog.disabled else {}),
     )
     await runner.setup()
+    watcher = asyncio.create_task(tls.watch()) if tls is not None else None
     try:
-        await web.SockSite(runner, sock, backlog=socket.SOMAXCONN).start()
+        ssl_context = tls.context if tls is not None else None
+        await web.SockSite(runner, sock, backlog=socket.SOMAXCONN, ssl_context=ssl_context).start()
         status.send(("ready",))
         status.close()
         log.debug("worker serving")
         await stop.wait()
         log.debug("worker stopping")
     finally:
+        if watcher is not None:
+            watcher.cancel()
         await runner.cleanup()
+
+
+# -- running as another user --------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class RunAs:
+    """The account ``--run-as`` switches to."""
+
+    name: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+
+
+def resolve_user(spec: str) -> RunAs:
+    """``USER[:GROUP]``, each a name or a number, like ``docker run --user``. Without GROUP, the user's primary
+    group from /etc/passwd (or gid = uid for a number that has no entry). Raises RegctlError when unknown."""
+    user, _, group = spec.partition(":")
+    try:
+        entry: pwd.struct_passwd | None = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    except KeyError:
+        if not user.isdigit():
+            raise RegctlError(f"--run-as: no user {user!r} on this system", "give a user name or a uid") from None
+        entry = None
+    uid = entry.pw_uid if entry else int(user)
+    gid = entry.pw_gid if entry else uid
+    if group:
+        try:
+            gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise RegctlError(f"--run-as: no group {group!r} on this system", "give a group name or a gid") from None
+    groups = tuple(os.getgrouplist(entry.pw_name, gid)) if entry else (gid,)
+    return RunAs(entry.pw_name if entry else user, uid, gid, groups)
+
+
+def writable_by(st: os.stat_result, uid: int, gids: Collection[int]) -> bool:
+    """Whether ``uid`` (in ``gids``) may create entries in the directory ``st``, by its mode bits alone."""
+    if st.st_uid == uid:
+        bits = stat.S_IWUSR | stat.S_IXUSR
+    elif st.st_gid in gids:
+        bits = stat.S_IWGRP | stat.S_IXGRP
+    else:
+        bits = stat.S_IWOTH | stat.S_IXOTH
+    return st.st_mode & bits == bits
+
+
+def readable_by(st: os.stat_result, uid: int, gids: Collection[int]) -> bool:
+    """Whether ``uid`` (in ``gids``) may read the file ``st``, by its mode bits alone."""
+    if st.st_uid == uid:
+        return bool(st.st_mode & stat.S_IRUSR)
+    if st.st_gid in gids:
+        return bool(st.st_mode & stat.S_IRGRP)
+    return bool(st.st_mode & stat.S_IROTH)
+
+
+def unreadable_files(paths: Collection[str], user: RunAs) -> list[str]:
+    """The files in ``paths`` that ``user`` could not read (missing ones are left to the server's own check)."""
+    gids = {user.gid, *user.groups}
+    found = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if not readable_by(st, user.uid, gids):
+            found.append(path)
+    return found
+
+
+def ownership_plan(root: Path, user: RunAs) -> list[Path]:
+    """What to hand to ``user`` (chown) under the storage ``root`` so it can serve there; [] when nothing.
+
+    - ``root`` itself when ``user`` cannot write to it: a host directory docker created as root for ``-v``.
+    - The ``docker/`` tree only when the top of it (down to ``v2/blobs`` and ``v2/repositories``) has an entry
+      owned by someone else: data written by registry:2, which runs as root. Then every entry not owned by
+      ``user`` is listed. A tree the user already owns is never walked, so a large registry starts fast.
+    """
+    plan = [] if writable_by(root.stat(), user.uid, user.groups) else [root]
+    tree = root / "docker"
+    top = [tree, tree / "registry", tree / "registry/v2", tree / "registry/v2/blobs", tree / "registry/v2/repositories"]
+    if any(path.exists() and path.lstat().st_uid != user.uid for path in top):
+        below = (Path(parent, name) for parent, dirs, files in os.walk(tree) for name in (*dirs, *files))
+        plan += [path for path in (tree, *below) if path.lstat().st_uid != user.uid]
+    return plan
+
+
+def switch_user(user: RunAs, storage_root: str | None) -> list[Path]:
+    """Make ``storage_root`` (the filesystem driver's root, if any) usable by ``user``, then become ``user``.
+
+    Call it in the master before any worker exists (they inherit the identity). Already running as
+    ``user.uid`` (``docker run --user``), it does nothing. Returns the paths whose owner it changed. Raises
+    RegctlError when neither root nor ``user``, since only root can switch.
+    """
+    euid = os.geteuid()
+    if euid == user.uid:
+        return []
+    if euid != 0:
+        raise RegctlError(f"--run-as {user.name} needs root, but regctl runs as uid {euid}", "start it as root")
+    changed: list[Path] = []
+    if storage_root is not None:
+        root = Path(storage_root)
+        if not root.exists():
+            root.mkdir(parents=True)
+        changed = ownership_plan(root, user)
+        for path in changed:
+            os.chown(path, user.uid, user.gid, follow_symlinks=False)
+    # Supplementary groups first, the uid last: once the uid changes, nothing else may be changed.
+    os.setgroups(list(user.groups))
+    os.setgid(user.gid)
+    os.setuid(user.uid)
+    return changed
 
 
 # -- the master ---------------------------------------------------------------------------------------------
@@ -430,5 +558,6 @@ def run(
         from regctl.registry.app import create_app as app_factory
     _configure_logging(config.log)
     listen, reserved = _reserve(_resolve(config.http.addr), config.http.addr)
+    listen = dataclasses.replace(listen, tls=config.http.tls is not None)
     with reserved:
         return _Master(config, listen, reserved, workers, app_factory).run(on_listening)

@@ -6,7 +6,9 @@ It never raises on an HTTP status: tests assert on ``Response.status`` themselve
 
 from __future__ import annotations
 
+import base64
 import json
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -41,17 +43,36 @@ class Response:
         return self.headers.get("Content-Type")
 
 
+def basic_auth(user: str, password: str) -> dict[str, str]:
+    """The ``Authorization`` header of HTTP Basic authentication."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
 class RegistryClient:
-    def __init__(self, base_url: str, timeout: float = 60.0) -> None:
+    """``context`` verifies an HTTPS server (e.g. against a test CA only); ``headers`` go with every request
+    (e.g. :func:`basic_auth` or a Bearer token) unless a request overrides them."""
+
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float = 60.0,
+        *,
+        context: ssl.SSLContext | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        self.headers = dict(headers or {})
+        handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+        if context is not None:
+            handlers.append(urllib.request.HTTPSHandler(context=context))
+        self._opener = urllib.request.build_opener(*handlers)
 
     def request(
         self, method: str, path: str, *, data: bytes | None = None, headers: dict[str, str] | None = None
     ) -> Response:
         url = path if path.startswith("http") else self.base_url + path
-        req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+        req = urllib.request.Request(url, data=data, method=method, headers={**self.headers, **(headers or {})})
         try:
             with self._opener.open(req, timeout=self.timeout) as resp:
                 return Response(resp.status, resp.headers, resp.read())

@@ -13,13 +13,15 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import yaml
 
@@ -47,18 +49,59 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def _no_proxy_opener() -> urllib.request.OpenerDirector:
-    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+def _unverified_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+_UNVERIFIED = _unverified_context()
+
+
+def _no_proxy_opener(context: ssl.SSLContext | None = None) -> urllib.request.OpenerDirector:
+    handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+    if context is not None:
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    return urllib.request.build_opener(*handlers)
+
+
+# Extra configuration: a mapping merged into config.yml, or a function of the server (called once its port is
+# known, e.g. for a token realm URL that names the port).
+ExtraConfig = Mapping[str, Any] | Callable[["RegistryProcess"], Mapping[str, Any]]
+
+
+def merge(base: dict, extra: Mapping[str, Any]) -> dict:
+    """``extra`` merged into ``base`` (nested mappings key by key; anything else replaces); returns ``base``."""
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            merge(base[key], value)
+        else:
+            base[key] = value
+    return base
 
 
 class RegistryProcess:
-    """One registry server (``kind`` is ``regctl`` or ``distribution``) serving ``root`` over plain HTTP.
+    """One registry server (``kind`` is ``regctl`` or ``distribution``) serving ``root``.
 
-    ``workdir`` holds ``config.yml`` and ``server.log``; it survives restarts, so the log covers every run.
+    Plain HTTP unless ``extra`` sets ``http.tls`` (then ``url`` is ``https://``); ``extra`` also carries
+    ``auth`` and regctl's ``tokenserver``. ``port`` fixes the port (for a certificate or an instance that
+    names it); by default a free one is picked at every start. ``env`` is added to the server's environment
+    (``REGISTRY_*`` overrides). ``workdir`` holds ``config.yml`` and ``server.log``; it survives restarts, so
+    the log covers every run.
     """
 
     def __init__(
-        self, kind: str, root: Path, workdir: Path, *, host: str = "127.0.0.1", log_level: str = "warn"
+        self,
+        kind: str,
+        root: Path,
+        workdir: Path,
+        *,
+        host: str = "127.0.0.1",
+        log_level: str = "warn",
+        port: int = 0,
+        extra: ExtraConfig | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown registry kind {kind!r}; expected one of {KINDS}")
@@ -67,7 +110,10 @@ class RegistryProcess:
         self.workdir = Path(workdir)
         self.host = host
         self.log_level = log_level
-        self.port = 0
+        self.fixed_port = port
+        self.port = port
+        self.extra = extra
+        self.extra_env = dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
         self._run_offset = 0
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -82,8 +128,13 @@ class RegistryProcess:
         return f"{host}:{self.port}"
 
     @property
+    def tls(self) -> bool:
+        """Whether the server speaks HTTPS (``http.tls`` in its configuration)."""
+        return bool(self.config().get("http", {}).get("tls"))
+
+    @property
     def url(self) -> str:
-        return f"http://{self.addr}"
+        return f"{'https' if self.tls else 'http'}://{self.addr}"
 
     @property
     def config_path(self) -> Path:
@@ -104,12 +155,14 @@ class RegistryProcess:
     # -- lifecycle -------------------------------------------------------------------------------------
     def config(self) -> dict:
         """The Distribution ``config.yml`` both kinds are started with."""
-        return {
+        config = {
             "version": "0.1",
             "log": {"level": self.log_level, "accesslog": {"disabled": True}},
             "storage": {"filesystem": {"rootdirectory": str(self.root)}, "delete": {"enabled": True}},
             "http": {"addr": self.addr},
         }
+        extra = self.extra(self) if callable(self.extra) else self.extra
+        return merge(config, extra or {})
 
     def command(self) -> list[str]:
         if self.kind == "regctl":
@@ -120,7 +173,7 @@ class RegistryProcess:
         # REGISTRY_* variables override config keys in both servers; never let the caller's leak in.
         env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
         env["PYTHONUNBUFFERED"] = "1"
-        return env
+        return env | self.extra_env
 
     def start(self, timeout: float = _START_TIMEOUT) -> Self:
         """Start the server and wait until ``GET /v2/`` answers; retry on another port if ours was taken."""
@@ -128,7 +181,7 @@ class RegistryProcess:
         if self.running:
             raise RuntimeError(f"{self!r} is already running")
         for attempt in range(1, _PORT_ATTEMPTS + 1):
-            self.port = free_port(self.host)
+            self.port = self.fixed_port or free_port(self.host)
             self.config_path.write_text(yaml.safe_dump(self.config(), sort_keys=False))
             self._run_offset = self.log_size()  # this run's output starts here
             with self.log_path.open("ab") as log:
@@ -148,7 +201,7 @@ class RegistryProcess:
             except ServerStartError as exc:
                 self.stop()
                 port_taken = "address already in use" in self.log_text(self._run_offset).lower()
-                if port_taken and attempt < _PORT_ATTEMPTS:
+                if port_taken and attempt < _PORT_ATTEMPTS and not self.fixed_port:
                     continue
                 raise exc from None
         raise AssertionError("unreachable")
@@ -156,7 +209,8 @@ class RegistryProcess:
     def _wait_ready(self, timeout: float) -> None:
         __tracebackhide__ = True
         deadline = time.monotonic() + timeout
-        opener = _no_proxy_opener()
+        # Readiness only: whether the certificate verifies is for the tests to check, with their own CA.
+        opener = _no_proxy_opener(_UNVERIFIED if self.tls else None)
         last_error = "no answer yet"
         while True:
             assert self.proc is not None

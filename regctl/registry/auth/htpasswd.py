@@ -86,6 +86,16 @@ class Htpasswd:
     def users(self) -> list[str]:
         return sorted(self._load().entries)
 
+    def entry(self, user: str) -> bytes | None:
+        """``user``'s hash as the file has it now; None for an unknown user or an unusable file.
+
+        The token service binds refresh tokens to it, so a removed user or a new password revokes them.
+        """
+        try:
+            return self._load().entries.get(user)
+        except HtpasswdError:
+            return None
+
     async def verify(self, user: str, password: str) -> bool:
         """True when ``password`` is ``user``'s; a file that became unusable counts as no users."""
         try:

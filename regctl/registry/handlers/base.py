@@ -13,6 +13,7 @@ import aiohttp
 from aiohttp import web
 
 from regctl.config.server import ServerConfig
+from regctl.registry.auth import ANONYMOUS, Grant
 from regctl.registry.errors import ErrorCode, RegistryError
 from regctl.registry.storage.blobs import BlobStore
 from regctl.registry.storage.driver import StorageDriver
@@ -47,12 +48,14 @@ class Registry:
 
 @dataclass(slots=True)
 class Context:
-    """One request after routing: the registry, the request, and the path parameters."""
+    """One request after routing and access control: the registry, the request, the path parameters, and
+    what the caller may do (the grant, which also answers for other repositories: catalog, mounts)."""
 
     registry: Registry
     request: web.Request
     name: str = ""
     reference: str = ""
+    grant: Grant = ANONYMOUS
 
     def url(self, path: str) -> str:
         """An absolute (or, with ``http.relativeurls``, relative) URL for a Location header.

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from regctl.registry import manifest as mf
+from regctl.registry.auth import Access
 from regctl.registry.errors import RegistryError
 from regctl.registry.handlers.base import Context, json_response, paginate
 from regctl.registry.reference import Digest
@@ -23,7 +24,9 @@ async def list_tags(ctx: Context) -> web.StreamResponse:
 
 
 async def catalog(ctx: Context) -> web.StreamResponse:
-    repositories = await all_repositories(ctx.registry.driver)
+    """The repositories the caller may pull (with htpasswd or no auth: all), filtered before paging."""
+    repositories = [name for name in await all_repositories(ctx.registry.driver)
+                    if ctx.grant.may(Access("repository", name, "pull"))]
     page, headers = paginate(ctx, repositories, default_n=CATALOG_PAGE, path="/v2/_catalog")
     return json_response({"repositories": page}, headers=headers)
 

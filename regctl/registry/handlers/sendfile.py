@@ -3,6 +3,7 @@
 uvloop does not implement ``loop.sendfile`` (aiohttp then falls back to reading the file into Python), so
 once the response headers have left the transport the file is sent straight from the page cache to the
 socket by ``os.sendfile`` in a thread, waiting for the socket to drain with ``poll`` when it is full.
+Over TLS the bytes must pass through the TLS layer, so the file is copied through the transport instead.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ async def send_file(request: web.Request, response: web.StreamResponse, path: st
         sock = transport.get_extra_info("socket") if transport is not None else None
         assert writer is not None
         await writer.drain()
-        if sock is None or transport is None or transport.get_write_buffer_size():
+        if (sock is None or transport is None or transport.get_write_buffer_size()
+                or transport.get_extra_info("ssl_object") is not None):
             await _copy(response, f, offset, count)
             return response
         try:

@@ -6,6 +6,7 @@ import re
 
 from aiohttp import web
 
+from regctl.registry.auth import Access
 from regctl.registry.errors import ErrorCode, RegistryError
 from regctl.registry.handlers.base import Context, body
 from regctl.registry.reference import Digest, check_name
@@ -54,7 +55,9 @@ async def start_upload(ctx: Context) -> web.StreamResponse:
     if mount is not None:
         digest = Digest.parse(mount)
         source = query.get("from")
-        if source is not None and await registry.blobs.linked_size(check_name(source), digest) is not None:
+        # A source the caller may not pull is treated like one without the blob: nothing about it leaks.
+        if (source is not None and ctx.grant.may(Access("repository", check_name(source), "pull"))
+                and await registry.blobs.linked_size(source, digest) is not None):
             await registry.blobs.link(ctx.name, digest)
             return _created(ctx, digest)
         # Not mountable: fall back to a plain session (OCI "Mounting a blob from another repository").

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def test_root_help_lists_serve() -> None:
     for flag in ("--help", "-h"):
         result = invoke(flag)
         assert result.exit_code == 0
-        assert "serve  Run the registry server." in result.stdout
+        assert re.search(r"^  serve +Run the registry server\.$", result.stdout, re.MULTILINE)
         assert "--debug" in result.stdout
 
 

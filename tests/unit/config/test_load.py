@@ -79,12 +79,15 @@ def test_stock_registry2_config_loads_as_is(write: Write) -> None:
             "secret": None,
             "relativeurls": False,
             "headers": {"X-Content-Type-Options": ["nosniff"]},
+            "tls": None,
         },
         "storage": {
             "driver": "filesystem",
             "parameters": {"rootdirectory": "/var/lib/registry"},
             "delete": {"enabled": False},
         },
+        "auth": {"htpasswd": None, "token": None},
+        "tokenserver": None,
     }
     assert warnings == ["health: not supported yet, ignored"]
 
@@ -134,6 +137,7 @@ def test_every_served_key(write: Write) -> None:
         "secret": "0123",
         "relativeurls": True,
         "headers": {"X-Frame-Options": ["DENY"]},
+        "tls": None,
     }
     assert config.storage.model_dump() == {"driver": "inmemory", "parameters": {}, "delete": {"enabled": True}}
 
@@ -266,13 +270,29 @@ def test_env_for_an_ignored_section_warns_with_the_variable() -> None:
         ),
         (
             {"REGISTRY_AUTH": "htpasswd"},
-            "auth (from REGISTRY_AUTH): not supported yet by regctl",
-            "put an authenticating reverse proxy in front of regctl, or remove auth",
+            "auth.htpasswd.realm (from REGISTRY_AUTH): required",
+            "add auth.htpasswd.realm, or set REGISTRY_AUTH_HTPASSWD_REALM",
         ),
         (
-            {"REGISTRY_AUTH_HTPASSWD_PATH": "/auth/htpasswd"},
-            "auth (from REGISTRY_AUTH_HTPASSWD_PATH): not supported yet by regctl",
-            "put an authenticating reverse proxy in front of regctl, or remove auth",
+            {"REGISTRY_AUTH": "htpasswd", "REGISTRY_AUTH_HTPASSWD_REALM": "Registry Realm"},
+            "auth.htpasswd.path (from REGISTRY_AUTH): required",
+            "add auth.htpasswd.path, or set REGISTRY_AUTH_HTPASSWD_PATH",
+        ),
+        (
+            {"REGISTRY_AUTH": "silly"},
+            "auth.silly (from REGISTRY_AUTH): not supported yet by regctl",
+            "use auth.htpasswd or auth.token",
+        ),
+        (
+            {"REGISTRY_AUTH": "token", "REGISTRY_AUTH_TOKEN_REALM": "https://r/token",
+             "REGISTRY_AUTH_TOKEN_SERVICE": "s", "REGISTRY_AUTH_TOKEN_ISSUER": "i"},
+            "auth.token.rootcertbundle (from REGISTRY_AUTH): required",
+            "add auth.token.rootcertbundle, or set REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE",
+        ),
+        (
+            {"REGISTRY_AUTH_TOKEN_SIGNINGALGORITHMS": "[ES256]"},
+            "auth.token.signingalgorithms (from REGISTRY_AUTH_TOKEN_SIGNINGALGORITHMS): not supported yet by regctl",
+            "remove it; regctl accepts ES256/384/512 and RS256/384/512",
         ),
         (
             {"REGISTRY_STORAGE": "s3", "REGISTRY_STORAGE_S3_BUCKET": "b"},
@@ -286,8 +306,20 @@ def test_env_for_an_ignored_section_warns_with_the_variable() -> None:
         ),
         (
             {"REGISTRY_HTTP_TLS_CERTIFICATE": "/certs/domain.crt"},
-            "http.tls (from REGISTRY_HTTP_TLS_CERTIFICATE): not supported yet by regctl",
-            "terminate TLS in a reverse proxy in front of regctl and remove http.tls",
+            "http.tls.key: required",
+            "add http.tls.key, or set REGISTRY_HTTP_TLS_KEY",
+        ),
+        (
+            {"REGISTRY_HTTP_TLS_CERTIFICATE": "/c.crt", "REGISTRY_HTTP_TLS_KEY": "/c.key",
+             "REGISTRY_HTTP_TLS_MINIMUMTLS": "tls1.0"},
+            "http.tls.minimumtls (from REGISTRY_HTTP_TLS_MINIMUMTLS): must be one of tls1.2, tls1.3, got 'tls1.0'",
+            "fix or unset REGISTRY_HTTP_TLS_MINIMUMTLS",
+        ),
+        (
+            {"REGISTRY_TOKENSERVER_EXPIRY": "5 minutes", **{f"REGISTRY_TOKENSERVER_{k}": "x" for k in
+                                                            ("ISSUER", "SERVICE", "KEY", "HTPASSWD")}},
+            "tokenserver.expiry (from REGISTRY_TOKENSERVER_EXPIRY): invalid duration '5 minutes'",
+            "write seconds or a duration such as 5m, 1h, 90s",
         ),
         (
             {"REGISTRY_REDIS_ADDR": "redis:6379"},
@@ -341,7 +373,7 @@ def test_env_errors_name_the_variable(environ: dict[str, str], message: str, hin
             "version: 0.1\nstroage: {inmemory: {}}\n",
             "stroage: unknown key (did you mean storage?)",
             "valid keys at the top level: version, loglevel, log, storage, auth, middleware, reporting, http, "
-            "notifications, redis, health, catalog, proxy, compatibility, validation, policy",
+            "notifications, redis, health, catalog, proxy, compatibility, validation, policy, tokenserver",
         ),
         (
             MINIMAL.replace("{rootdirectory: /data}", "{rootdirectory: /data}, delete: {enabled: maybe}"),
@@ -439,20 +471,56 @@ def test_env_errors_name_the_variable(environ: dict[str, str], message: str, hin
             "route the prefix in a reverse proxy, or remove http.prefix",
         ),
         (
-            MINIMAL + "http: {tls: {certificate: /c.crt, key: /c.key}}\n",
-            "http.tls: not supported yet by regctl",
-            "terminate TLS in a reverse proxy in front of regctl and remove http.tls",
+            MINIMAL + "http: {tls: {key: /c.key}}\n",
+            "http.tls.certificate: required",
+            "add http.tls.certificate, or set REGISTRY_HTTP_TLS_CERTIFICATE",
         ),
         (
-            MINIMAL + "auth: {htpasswd: {realm: r, path: /auth/htpasswd}}\n",
-            "auth: not supported yet by regctl",
-            "put an authenticating reverse proxy in front of regctl, or remove auth",
+            MINIMAL + "http: {tls: {certificate: /c.crt, key: /c.key, clientcas: ['']}}\n",
+            "http.tls.clientcas.0: empty path",
+            "name a PEM file of CAs",
+        ),
+        (
+            MINIMAL + "http: {tls: {certificate: /c.crt, key: /c.key, clientcas: /ca.pem}}\n",
+            "http.tls.clientcas: value must be a list, got '/ca.pem'",
+            None,
+        ),
+        (
+            MINIMAL + "http: {tls: {letsencrypt: {email: a@example.com}}}\n",
+            "http.tls.letsencrypt: not supported yet by regctl",
+            "get the certificate with an ACME client and set http.tls",
+        ),
+        (
+            MINIMAL + "http: {tls: {certificate: /c.crt, key: /c.key, clientca: [/ca.pem]}}\n",
+            "http.tls.clientca: unknown key (did you mean clientcas?)",
+            "valid keys under http.tls: certificate, key, clientcas, minimumtls, ciphersuites, letsencrypt",
+        ),
+        (
+            MINIMAL + "auth: {htpasswd: {realm: r}}\n",
+            "auth.htpasswd.path: required",
+            "add auth.htpasswd.path, or set REGISTRY_AUTH_HTPASSWD_PATH",
         ),
         (
             MINIMAL + "auth: {token: {}}\n",
-            "auth: not supported yet by regctl",
-            "put an authenticating reverse proxy in front of regctl, or remove auth",
+            "auth.token.realm: required",
+            "add auth.token.realm, or set REGISTRY_AUTH_TOKEN_REALM",
         ),
+        (
+            MINIMAL + "auth: htpasswd\n",
+            "auth.htpasswd.realm: required",
+            "add auth.htpasswd.realm, or set REGISTRY_AUTH_HTPASSWD_REALM",
+        ),
+        (
+            MINIMAL + "auth: {htpasswd: {realm: r, path: /h}, token: {realm: r, service: s, issuer: i}}\n",
+            "auth: more than one auth backend configured: htpasswd, token",
+            "keep exactly one",
+        ),
+        (
+            MINIMAL + "auth: {htpasswd: {realm: r, path: /h, paht: /x}}\n",
+            "auth.htpasswd.paht: unknown key (did you mean path?)",
+            "valid keys under auth.htpasswd: realm, path",
+        ),
+
         (
             MINIMAL + "redis: {addr: 'localhost:6379'}\n",
             "redis: not supported yet by regctl",
@@ -559,3 +627,188 @@ def test_inmemory_descriptor_cache_is_served_and_redis_is_not_yet(write: Write) 
     with pytest.raises(ConfigError) as caught:
         load_server_config(write("version: 0.1\nstorage: {inmemory: {}, cache: {blobdescriptor: redis}}\n"), {})
     assert str(caught.value) == "storage.cache.blobdescriptor: must be one of inmemory, got 'redis'"
+
+
+# -- TLS, auth and the token service ----------------------------------------------------------------------------
+def test_seed_tls_and_htpasswd_variables() -> None:
+    # The seed's `docker run` line for "Restricting access", variable for variable.
+    config = load(
+        None,
+        REGISTRY_AUTH="htpasswd",
+        REGISTRY_AUTH_HTPASSWD_REALM="Registry Realm",
+        REGISTRY_AUTH_HTPASSWD_PATH="/auth/htpasswd",
+        REGISTRY_HTTP_TLS_CERTIFICATE="/certs/domain.crt",
+        REGISTRY_HTTP_TLS_KEY="/certs/domain.key",
+    )
+    htpasswd = {"realm": "Registry Realm", "path": "/auth/htpasswd"}
+    assert config.auth.model_dump() == {"htpasswd": htpasswd, "token": None}
+    assert config.http.tls is not None
+    assert config.http.tls.model_dump() == {
+        "certificate": "/certs/domain.crt",
+        "key": "/certs/domain.key",
+        "clientcas": [],
+        "minimumtls": "tls1.2",
+    }
+
+
+def test_token_variables() -> None:
+    config = load(
+        None,
+        REGISTRY_AUTH="token",
+        REGISTRY_AUTH_TOKEN_REALM="https://auth.example.com/token",
+        REGISTRY_AUTH_TOKEN_SERVICE="registry.example.com",
+        REGISTRY_AUTH_TOKEN_ISSUER="auth.example.com",
+        REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE="/certs/token.pem",
+    )
+    assert config.auth.token is not None
+    assert config.auth.token.model_dump() == {
+        "realm": "https://auth.example.com/token",
+        "service": "registry.example.com",
+        "issuer": "auth.example.com",
+        "rootcertbundle": "/certs/token.pem",
+    }
+    assert config.auth.htpasswd is None
+
+
+def test_every_tls_and_auth_key_in_a_file(write: Write) -> None:
+    config, warnings = load_server_config(
+        write(
+            MINIMAL
+            + textwrap.dedent("""\
+            http:
+              tls:
+                certificate: /certs/bundle.pem
+                key: /certs/key.pem
+                clientcas: [/certs/ca1.pem, /certs/ca2.pem]
+                minimumtls: TLS1.3
+                ciphersuites: [TLS_AES_128_GCM_SHA256]
+            auth:
+              token: {realm: "https://r/token", service: s, issuer: i, rootcertbundle: /b.pem, autoredirect: true,
+                      jwks: /jwks.json}
+            """)
+        ),
+        {},
+    )
+    assert config.http.tls is not None
+    assert config.http.tls.model_dump() == {
+        "certificate": "/certs/bundle.pem",
+        "key": "/certs/key.pem",
+        "clientcas": ["/certs/ca1.pem", "/certs/ca2.pem"],
+        "minimumtls": "tls1.3",
+    }
+    assert warnings == [
+        "http.tls.ciphersuites: not supported yet, ignored",
+        "auth.token.autoredirect: not supported yet, ignored",
+        "auth.token.jwks: not supported yet, ignored",
+    ]
+
+
+@pytest.mark.parametrize("auth", ["auth: none", "auth: {none: {}}", "auth: {}", "auth: null"])
+def test_auth_none_means_no_auth(write: Write, auth: str) -> None:
+    config = load(write(f"{MINIMAL}{auth}\n"))
+    assert (config.auth.htpasswd, config.auth.token) == (None, None)
+
+
+TOKENSERVER = """\
+tokenserver:
+  issuer: regctl
+  service: registry.example.com
+  key: /keys/token.key
+  htpasswd: /auth/htpasswd
+  expiry: 1h30m
+  groups: {devs: [alice, bob]}
+  rules:
+    - {subjects: ["*"], repositories: ["{user}/*"], actions: ["*"]}
+    - {subjects: ["@devs", carol], repositories: ["team/*"], actions: [pull, PUSH]}
+    - {subjects: [anonymous], repositories: [public/*], actions: [pull]}
+"""
+
+
+def test_tokenserver(write: Write) -> None:
+    config = load(write(MINIMAL + TOKENSERVER))
+    assert config.tokenserver is not None
+    assert config.tokenserver.model_dump() == {
+        "issuer": "regctl",
+        "service": "registry.example.com",
+        "key": "/keys/token.key",
+        "htpasswd": "/auth/htpasswd",
+        "expiry": 5400,
+        "groups": {"devs": ["alice", "bob"]},
+        "rules": [
+            {"subjects": ["*"], "repositories": ["{user}/*"], "actions": ["*"]},
+            {"subjects": ["@devs", "carol"], "repositories": ["team/*"], "actions": ["pull", "push"]},
+            {"subjects": ["anonymous"], "repositories": ["public/*"], "actions": ["pull"]},
+        ],
+    }
+
+
+def test_tokenserver_takes_issuer_and_service_from_auth_token_which_then_needs_no_bundle(write: Write) -> None:
+    text = MINIMAL + "auth: {token: {realm: 'https://r/auth/token', service: svc, issuer: iss}}\n"
+    text += "tokenserver: {key: /k.pem, htpasswd: /h, expiry: 600}\n"
+    config = load(write(text))
+    assert config.tokenserver is not None
+    assert (config.tokenserver.issuer, config.tokenserver.service, config.tokenserver.expiry) == ("iss", "svc", 600)
+    assert (config.tokenserver.rules, config.auth.token and config.auth.token.rootcertbundle) == ([], None)
+
+
+def test_tokenserver_from_variables() -> None:
+    config = load(
+        None,
+        REGISTRY_TOKENSERVER_ISSUER="i",
+        REGISTRY_TOKENSERVER_SERVICE="s",
+        REGISTRY_TOKENSERVER_KEY="/k",
+        REGISTRY_TOKENSERVER_HTPASSWD="/h",
+        REGISTRY_TOKENSERVER_GROUPS_DEVS="[alice]",
+        REGISTRY_TOKENSERVER_RULES="[{subjects: ['@devs'], repositories: ['team/*'], actions: [pull]}]",
+    )
+    assert config.tokenserver is not None
+    assert (config.tokenserver.expiry, config.tokenserver.groups) == (300, {"devs": ["alice"]})
+    assert config.tokenserver.rules[0].subjects == ["@devs"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message", "hint"),
+    [
+        (("  issuer: regctl\n", ""), "tokenserver.issuer: required", "add tokenserver.issuer (or auth.token.issuer)"),
+        (
+            ("  key: /keys/token.key\n", ""),
+            "tokenserver.key: required",
+            "add tokenserver.key, or set REGISTRY_TOKENSERVER_KEY",
+        ),
+        (("1h30m", "30s"), "tokenserver.expiry: must be at least 60s, got '30s'", None),
+        (
+            ("1h30m", "soon"),
+            "tokenserver.expiry: invalid duration 'soon'",
+            "write seconds or a duration such as 5m, 1h, 90s",
+        ),
+        (("@devs", "@ops"), "tokenserver.rules.1.subjects: unknown group 'ops'", "define it under tokenserver.groups"),
+        (
+            ("{user}/*", "{name}/*"),
+            "tokenserver.rules.0.repositories: unknown placeholder {name} in '{name}/*'",
+            "the only placeholder is {user}",
+        ),
+        (
+            ("[pull, PUSH]", "[pull, pusj]"),
+            "tokenserver.rules.1.actions.1: must be one of pull, push, delete, *, got 'pusj'",
+            None,
+        ),
+        (
+            ("[anonymous]", "[]"),
+            "tokenserver.rules.2.subjects: must be a non-empty list",
+            "see tokenserver in the README",
+        ),
+        (("[alice, bob]", "[]"), "tokenserver.groups.devs: must list user names", None),
+        (
+            ("actions: [pull]}", "action: [pull]}"),
+            "tokenserver.rules.2.action: unknown key (did you mean actions?)",
+            "valid keys under tokenserver.rules.2: subjects, repositories, actions",
+        ),
+    ],
+)
+def test_tokenserver_errors_name_the_key(write: Write, change: tuple[str, str], message: str, hint: str | None) -> None:
+    old, new = change
+    assert old in TOKENSERVER
+    path = write(MINIMAL + TOKENSERVER.replace(old, new, 1))
+    exc = error(path)
+    assert str(exc) == message
+    assert exc.hint == (hint or f"fix it in {path}")

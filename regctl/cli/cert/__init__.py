@@ -1,0 +1,23 @@
+"""``regctl cert``: the registry's TLS certificate."""
+
+from __future__ import annotations
+
+import click
+
+from regctl.cli.cert.import_ import import_
+from regctl.cli.cert.selfsigned import selfsigned
+from regctl.cli.cert.status import status
+from regctl.cli.cert.trust import trust
+
+
+@click.group(short_help="Issue, import, inspect and trust the TLS certificate.")
+def cert() -> None:
+    """The certificate the registry serves (certs/domain.crt and certs/domain.key in the instance): issue one
+    from the instance's own CA, import one from another CA, see what is installed, make the local Docker
+    engine trust it. A new certificate is served at once, without a restart."""
+
+
+cert.add_command(selfsigned)
+cert.add_command(import_)
+cert.add_command(status)
+cert.add_command(trust)

@@ -1,0 +1,54 @@
+"""``regctl cert status``: the certificate the registry serves, and what a client would trip over."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from regctl.cli import CliState
+
+
+@click.command(
+    short_help="Show the certificate: names, issuer, expiry, chain, key.",
+    epilog="""\b
+Examples:
+  regctl cert status
+  regctl cert status --json | jq .days_left
+""",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of a table.")
+@click.pass_obj
+def status(state: CliState, as_json: bool) -> None:
+    """Show certs/domain.crt: subject, the names it covers (subjectAltName), issuer, expiry and days left,
+    the chain it holds, whether certs/domain.key matches it and whether it covers the host in regctl.yaml.
+    Each problem is also a warning line; `problems` in --json. Exits 0 whatever it finds."""
+    from regctl.cli._instance import open_instance
+    from regctl.deploy.certs import tls_status
+
+    layout, config = open_instance(state)
+    info = tls_status(config, layout)
+    if as_json:
+        state.terminal.display_json(info)
+        return
+    chain = info["chain"]
+    order = "each signed by the next" if info["chain_ok"] else "NOT each signed by the next"
+    key = {True: "matches", False: "does NOT match", None: "unreadable"}[info["key_matches"]]
+    rows = [
+        ("Mode", info["mode"]),
+        ("Certificate", info["certificate"]),
+        ("Subject", info["subject"]),
+        ("Names", ", ".join(info["names"]) or "-"),
+        ("Issuer", info["issuer"]),
+        ("Valid until", f"{info['not_after'].replace('T', ' ').removesuffix('Z')} UTC ({info['days_left']} days left)"),
+        ("Chain", f"{len(chain)} certificate{'s' * (len(chain) != 1)}" + (f", {order}" if len(chain) > 1 else "")),
+        ("Key", f"{info['key']}: {key}"),
+        ("Host", f"{info['host']}: {'covered' if info['covers_host'] else 'NOT covered'}"),
+    ]
+    # Plain aligned lines, not a table: paths are long, and a table would wrap or cut them.
+    width = max(len(name) for name, _ in rows) + 2
+    for name, value in rows:
+        state.terminal.display_data(f"{name:<{width}}{value}")
+    for problem in info["problems"]:
+        state.terminal.display_warning(problem)
