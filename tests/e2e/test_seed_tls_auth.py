@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import shutil
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 from helpers import secure_fixtures
 from helpers.docker import DockerEngine
 from helpers.instance import PREFIX, push_remove_pull
@@ -67,17 +69,23 @@ def wait_https(client: RegistryClient, engine: DockerEngine, name: str) -> None:
     pytest.fail(f"{name} did not answer GET /v2/ over TLS (last: {last}); its logs:\n{describe(logs)}")
 
 
-def test_seed_htpasswd_and_tls_docker_run(docker_engine, server_image, secure_host, v6_port, docker_trust,
-                                          docker_logout, unique_image, tmp_path, e2e_session):
-    # Get a certificate (here from a test CA), then move it to certs/domain.crt and certs/domain.key.
-    issued = make_tls_files(tmp_path / "from-the-ca", (secure_host,))
-    certs, auth = tmp_path / "certs", tmp_path / "auth"
+def _seed_files(engine: DockerEngine, image: str, host: str, base: Path):
+    """certs/domain.crt, certs/domain.key (0600, root's, as openssl writes it) and auth/htpasswd, the seed's way."""
+    issued = make_tls_files(base / "from-the-ca", (host,))
+    certs, auth = base / "certs", base / "auth"
     certs.mkdir()
     auth.mkdir()
     shutil.copyfile(issued.cert_path, certs / "domain.crt")
     shutil.copyfile(issued.key_path, certs / "domain.key")
     (certs / "domain.key").chmod(0o600)
-    (auth / "htpasswd").write_bytes(seed_htpasswd(docker_engine, server_image))
+    (auth / "htpasswd").write_bytes(seed_htpasswd(engine, image))
+    return issued, certs, auth
+
+
+def test_seed_htpasswd_and_tls_docker_run(docker_engine, server_image, secure_host, v6_port, docker_trust,
+                                          docker_logout, unique_image, tmp_path, e2e_session):
+    # Get a certificate (here from a test CA), then move it to certs/domain.crt and certs/domain.key.
+    issued, certs, auth = _seed_files(docker_engine, server_image, secure_host, tmp_path)
 
     name = f"{PREFIX}{e2e_session}-seed-tls"
     host_port = f"{secure_host}:{v6_port}"
@@ -108,3 +116,44 @@ def test_seed_htpasswd_and_tls_docker_run(docker_engine, server_image, secure_ho
         docker_engine("logout", host_port)
     finally:
         docker_engine("rm", "-f", "-v", name, check=False)
+
+
+def test_seed_compose_file_with_tls_and_htpasswd(compose, server_image, secure_host, v6_port, docker_trust,
+                                                 docker_logout, unique_image, tmp_path, e2e_session):
+    """The seed's "Managing with Compose" file, our image in place of registry:2, with real Compose v2."""
+    issued, certs, auth = _seed_files(compose, server_image, secure_host, tmp_path)
+    project = f"{PREFIX}{e2e_session}-seed-compose"
+    service = {
+        "restart": "always",
+        "image": server_image,
+        "ports": [f"[::1]:{v6_port}:5000"],
+        "environment": {
+            "REGISTRY_HTTP_TLS_CERTIFICATE": "/certs/domain.crt",
+            "REGISTRY_HTTP_TLS_KEY": "/certs/domain.key",
+            "REGISTRY_AUTH": "htpasswd",
+            "REGISTRY_AUTH_HTPASSWD_PATH": "/auth/htpasswd",
+            "REGISTRY_AUTH_HTPASSWD_REALM": REALM,
+        },
+        "volumes": [f"{tmp_path / 'data'}:/var/lib/registry", f"{certs}:/certs", f"{auth}:/auth"],
+    }
+    compose_file = tmp_path / "docker-compose.yml"
+    compose_file.write_text(yaml.safe_dump({"services": {"registry": service}}))
+    host_port = f"{secure_host}:{v6_port}"
+    try:
+        up = compose("compose", "-p", project, "-f", str(compose_file), "up", "-d", check=False)
+        assert up.returncode == 0, describe(up)
+        probe = RegistryClient(f"https://{host_port}", context=issued.context())
+        wait_https(probe, compose, f"{project}-registry-1")
+        first = probe.request("GET", "/v2/")
+        assert first.status == 401, first.body
+        assert first.headers.get("WWW-Authenticate") == f'Basic realm="{REALM}"', dict(first.headers)
+        docker_trust.install(host_port, issued.ca_pem)
+        docker_logout(host_port)
+        result = compose("login", host_port, "-u", USER, "--password-stdin", input=f"{PASSWORD}\n".encode())
+        assert "Login Succeeded" in output(result), describe(result)
+        src, image_id = unique_image()
+        push_remove_pull(compose, src, image_id, f"{host_port}/seed/busybox:1")
+        compose("logout", host_port)
+        assert any((tmp_path / "data" / "docker" / "registry" / "v2" / "repositories" / "seed").iterdir())
+    finally:
+        compose("compose", "-p", project, "-f", str(compose_file), "down", "-v", check=False)
