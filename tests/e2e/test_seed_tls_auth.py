@@ -82,6 +82,23 @@ def _seed_files(engine: DockerEngine, image: str, host: str, base: Path):
     return issued, certs, auth
 
 
+def _refused_then_login_push_pull(engine: DockerEngine, container: str, issued, host_port: str, docker_trust,
+                                  docker_logout, unique_image, target: str) -> None:
+    """Anonymous `GET /v2/` is challenged; then `docker login` over verified TLS, a push and a pull work."""
+    probe = RegistryClient(f"https://{host_port}", context=issued.context())
+    wait_https(probe, engine, container)
+    first = probe.request("GET", "/v2/")
+    assert first.status == 401, first.body
+    assert first.headers.get("WWW-Authenticate") == f'Basic realm="{REALM}"', dict(first.headers)
+    docker_trust.install(host_port, issued.ca_pem)
+    docker_logout(host_port)
+    result = engine("login", host_port, "-u", USER, "--password-stdin", input=f"{PASSWORD}\n".encode())
+    assert "Login Succeeded" in output(result), describe(result)
+    src, image_id = unique_image()
+    push_remove_pull(engine, src, image_id, target)
+    engine("logout", host_port)
+
+
 def test_seed_htpasswd_and_tls_docker_run(docker_engine, server_image, secure_host, v6_port, docker_trust,
                                           docker_logout, unique_image, tmp_path, e2e_session):
     # Get a certificate (here from a test CA), then move it to certs/domain.crt and certs/domain.key.
@@ -101,19 +118,8 @@ def test_seed_htpasswd_and_tls_docker_run(docker_engine, server_image, secure_ho
             "-e", "REGISTRY_HTTP_TLS_KEY=/certs/domain.key",
             server_image,
         )
-        probe = RegistryClient(f"https://{host_port}", context=issued.context())
-        wait_https(probe, docker_engine, name)
-        first = probe.request("GET", "/v2/")
-        assert first.status == 401, first.body
-        assert first.headers.get("WWW-Authenticate") == f'Basic realm="{REALM}"', dict(first.headers)
-
-        docker_trust.install(host_port, issued.ca_pem)
-        docker_logout(host_port)
-        result = docker_engine("login", host_port, "-u", USER, "--password-stdin", input=f"{PASSWORD}\n".encode())
-        assert "Login Succeeded" in output(result), describe(result)
-        src, image_id = unique_image()
-        push_remove_pull(docker_engine, src, image_id, f"{host_port}/{name}/busybox:1")
-        docker_engine("logout", host_port)
+        _refused_then_login_push_pull(docker_engine, name, issued, host_port, docker_trust, docker_logout,
+                                      unique_image, f"{host_port}/{name}/busybox:1")
     finally:
         docker_engine("rm", "-f", "-v", name, check=False)
 
@@ -142,18 +148,8 @@ def test_seed_compose_file_with_tls_and_htpasswd(compose, server_image, secure_h
     try:
         up = compose("compose", "-p", project, "-f", str(compose_file), "up", "-d", check=False)
         assert up.returncode == 0, describe(up)
-        probe = RegistryClient(f"https://{host_port}", context=issued.context())
-        wait_https(probe, compose, f"{project}-registry-1")
-        first = probe.request("GET", "/v2/")
-        assert first.status == 401, first.body
-        assert first.headers.get("WWW-Authenticate") == f'Basic realm="{REALM}"', dict(first.headers)
-        docker_trust.install(host_port, issued.ca_pem)
-        docker_logout(host_port)
-        result = compose("login", host_port, "-u", USER, "--password-stdin", input=f"{PASSWORD}\n".encode())
-        assert "Login Succeeded" in output(result), describe(result)
-        src, image_id = unique_image()
-        push_remove_pull(compose, src, image_id, f"{host_port}/seed/busybox:1")
-        compose("logout", host_port)
+        _refused_then_login_push_pull(compose, f"{project}-registry-1", issued, host_port, docker_trust,
+                                      docker_logout, unique_image, f"{host_port}/seed/busybox:1")
         assert any((tmp_path / "data" / "docker" / "registry" / "v2" / "repositories" / "seed").iterdir())
     finally:
         compose("compose", "-p", project, "-f", str(compose_file), "down", "-v", check=False)

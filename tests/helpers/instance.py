@@ -13,7 +13,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 import urllib.error
@@ -25,7 +24,7 @@ import yaml
 
 from helpers.docker import DockerEngine
 from helpers.servers import REPO_ROOT, free_port
-from helpers.tools import describe
+from helpers.tools import describe, run
 
 PREFIX = "regctl-e2e-"
 _CLI_TIMEOUT = 600  # `up` may build the server image (wheels + docker build) when it is missing
@@ -40,20 +39,7 @@ def regctl_env(engine: DockerEngine, **extra: str) -> dict[str, str]:
 
 def regctl(*args: str, env: dict[str, str], check: bool = True, timeout: float = _CLI_TIMEOUT, cwd: Path | None = None):
     """``python -m regctl ARGS`` (the interpreter running the tests has regctl installed)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "regctl", *args],
-        env=env,
-        cwd=cwd or REPO_ROOT,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=timeout,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        import pytest
-
-        pytest.fail(describe(result), pytrace=False)
-    return result
+    return run(sys.executable, "-m", "regctl", *args, env=env, check=check, timeout=timeout, cwd=cwd or REPO_ROOT)
 
 
 class Instance:

@@ -19,11 +19,13 @@ def run(
     check: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
     input: bytes | None = None,
+    cwd: str | os.PathLike[str] | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ``cmd`` (no shell); with ``check``, fail the test showing exit code, stdout and stderr."""
     result = subprocess.run(
         cmd,
         env=dict(env) if env is not None else None,
+        cwd=cwd,
         input=input,
         stdin=None if input is not None else subprocess.DEVNULL,
         capture_output=True,
