@@ -3,7 +3,6 @@ recreates the container, and how engine failures become one-line errors. The rea
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import docker.errors
@@ -109,14 +108,6 @@ class FakeClient:
         self.images = Images()
         self.containers = Containers()
         self.volumes = Volumes()
-
-
-@pytest.fixture
-def layout(tmp_path: Path) -> InstanceLayout:
-    layout = InstanceLayout(tmp_path / "instance")
-    layout.secret.parent.mkdir(parents=True)
-    layout.secret.write_text("secret\n")
-    return layout
 
 
 @pytest.fixture(autouse=True)

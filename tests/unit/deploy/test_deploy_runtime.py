@@ -37,14 +37,6 @@ class Recorder(NullReporter):
         self.lines.append(text)
 
 
-@pytest.fixture
-def layout(tmp_path: Path) -> InstanceLayout:
-    layout = InstanceLayout(tmp_path / "instance")
-    layout.secret.parent.mkdir(parents=True)
-    layout.secret.write_text("secret\n")
-    return layout
-
-
 def make_config(**values: Any) -> InstanceConfig:
     return InstanceConfig.model_validate(values)
 
