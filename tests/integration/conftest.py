@@ -24,6 +24,7 @@ from helpers.fixtures import (  # noqa: F401  (fixtures and hooks are found by n
     skopeo,
 )
 from helpers.images import Image, make_image, write_dir_image, write_oci_layout
+from helpers.pebble_fixtures import pebble, pebble_eab, pebble_factory  # noqa: F401  (Pebble, see helpers.pebble)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,251 @@
+"""Pebble (Let's Encrypt's test CA, Debian ``pebble``) with ``pebble-challtestsrv`` as its DNS, on loopback.
+
+Every name resolves to 127.0.0.1 through challtestsrv, so certificates for made-up domains are issued with
+real validation: Pebble fetches HTTP-01 tokens from ``127.0.0.1:<http_port>`` and checks TLS-ALPN-01 on
+``127.0.0.1:<tls_port>``; the test picks both ports, so nothing needs root.
+
+Pebble makes a new root on every start: :meth:`Pebble.root_pem` fetches the current one. Its own HTTPS
+listener uses a certificate from a CA of ours, :attr:`Pebble.ca_bundle` (what ``AcmeSettings.ca_bundle`` and
+``curl --cacert`` take). Both processes log to files in the work dir; a start that fails raises
+:class:`PebbleStartError` with the log tails.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Self
+
+from helpers.certs import cert_pem, issue, key_pem, make_ca
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+_LOG_TAIL_LINES = 60
+
+# No random sleeps before validation, no random bad nonces, a fresh authz for every order (so each issue
+# really answers its challenges).
+_ENV = {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0"}
+
+
+class PebbleStartError(RuntimeError):
+    """pebble or pebble-challtestsrv exited or did not answer in time; the message ends with their logs."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free for both TCP and UDP on ``host`` a moment ago (challtestsrv's DNS listens on both)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind((host, 0))
+            port = tcp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind((host, port))
+                except OSError:
+                    continue
+                return port
+
+
+def eab_hmac_key() -> str:
+    """A fresh HMAC key, base64url without padding, as CAs hand them out."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(48)).rstrip(b"=").decode()
+
+
+def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class Pebble:
+    """One pebble + challtestsrv pair under ``workdir``; ports are fixed for its lifetime (restarts keep them).
+
+    ``eab``: ``{kid: hmac_key}`` makes Pebble require External Account Binding with those keys.
+    ``env``: extra ``PEBBLE_*`` settings (e.g. ``{"PEBBLE_VA_ALWAYS_VALID": "1"}``).
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        http_port: int | None = None,
+        tls_port: int | None = None,
+        eab: dict[str, str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.http_port = http_port or free_port()
+        self.tls_port = tls_port or free_port()
+        self.port = free_port()
+        self.management_port = free_port()
+        self.dns_port = free_port()
+        self.challtestsrv_port = free_port()
+        self.eab = dict(eab or {})
+        self.env = {**_ENV, **(env or {})}
+        self.log_path = workdir / "pebble.log"
+        self.dns_log_path = workdir / "challtestsrv.log"
+        self._pebble: subprocess.Popen[bytes] | None = None
+        self._dns: subprocess.Popen[bytes] | None = None
+
+        ca = make_ca("pebble listener test CA")
+        listener = issue(ca, "pebble", hosts=("127.0.0.1", "localhost"))
+        self.ca_bundle = workdir / "listener-ca.pem"
+        self.ca_bundle.write_bytes(cert_pem(ca.cert))
+        (workdir / "listener.pem").write_bytes(cert_pem(listener.cert))
+        (workdir / "listener.key").write_bytes(key_pem(listener.key))
+        self.config_path = workdir / "pebble-config.json"
+        config: dict[str, object] = {
+            "listenAddress": f"127.0.0.1:{self.port}",
+            "managementListenAddress": f"127.0.0.1:{self.management_port}",
+            "certificate": str(workdir / "listener.pem"),
+            "privateKey": str(workdir / "listener.key"),
+            "httpPort": self.http_port,
+            "tlsPort": self.tls_port,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": bool(self.eab),
+        }
+        if self.eab:
+            config["externalAccountMACKeys"] = self.eab
+        self.config_path.write_text(json.dumps({"pebble": config}, indent=2))
+        self._context = ssl.create_default_context(cafile=str(self.ca_bundle))
+
+    @property
+    def directory_url(self) -> str:
+        return f"https://127.0.0.1:{self.port}/dir"
+
+    @property
+    def management_url(self) -> str:
+        return f"https://127.0.0.1:{self.management_port}"
+
+    @property
+    def running(self) -> bool:
+        return self._pebble is not None and self._pebble.poll() is None
+
+    def __repr__(self) -> str:
+        return f"<Pebble {self.directory_url} http-01 :{self.http_port} tls-alpn-01 :{self.tls_port}>"
+
+    def start(self, timeout: float = START_TIMEOUT) -> Self:
+        if self._dns is None or self._dns.poll() is not None:
+            self._dns = self._spawn(
+                ["pebble-challtestsrv", "-dns01", f"127.0.0.1:{self.dns_port}", "-http01", "", "-https01", "",
+                 "-tlsalpn01", "", "-management", f"127.0.0.1:{self.challtestsrv_port}",
+                 "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""],
+                self.dns_log_path, {},
+            )
+            self._wait(lambda: socket.create_connection(("127.0.0.1", self.challtestsrv_port), 1).close(),
+                       self._dns, "pebble-challtestsrv", timeout)
+        if not self.running:
+            self._pebble = self._spawn(
+                ["pebble", "-config", str(self.config_path), "-dnsserver", f"127.0.0.1:{self.dns_port}"],
+                self.log_path, self.env,
+            )
+            self._wait(lambda: self._get(self.directory_url), self._pebble, "pebble", timeout)
+            self._wait(lambda: self._get(f"{self.management_url}/roots/0"), self._pebble, "pebble", timeout)
+        return self
+
+    def stop(self) -> None:
+        """Stop pebble (the CA is then unreachable); challtestsrv keeps running until :meth:`close`."""
+        self._terminate(self._pebble)
+
+    def restart(self) -> Self:
+        """A new pebble on the same ports: same directory URL, new root (fetch it with :meth:`root_pem`)."""
+        self.stop()
+        return self.start()
+
+    def close(self) -> None:
+        self._terminate(self._pebble)
+        self._terminate(self._dns)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def root_pem(self) -> str:
+        """The root of the current run (changes on every start), PEM."""
+        return self._get(f"{self.management_url}/roots/0").decode()
+
+    def intermediate_pem(self) -> str:
+        return self._get(f"{self.management_url}/intermediates/0").decode()
+
+    def write_root(self, path: Path) -> Path:
+        path.write_text(self.root_pem())
+        return path
+
+    def directory(self) -> dict:
+        return json.loads(self._get(self.directory_url))
+
+    def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
+        return _tail(self.log_path, lines)
+
+    def _get(self, url: str) -> bytes:
+        with urllib.request.urlopen(url, context=self._context, timeout=5) as response:
+            return response.read()
+
+    def _spawn(self, argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("PEBBLE_")}
+        with log.open("ab") as out:
+            return subprocess.Popen(argv, cwd=self.workdir, env={**base, **env}, stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def _wait(self, probe: Callable[[], object], proc: subprocess.Popen[bytes], name: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                self.close()
+                raise PebbleStartError(f"{name} exited with {proc.returncode}:\n{self._logs()}")
+            try:
+                probe()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.close()
+                    raise PebbleStartError(f"{name} did not answer within {timeout:.0f}s:\n{self._logs()}") from None
+                time.sleep(0.05)
+
+    def _logs(self) -> str:
+        return (f"--- pebble ({self.log_path}) ---\n{_tail(self.log_path)}\n"
+                f"--- pebble-challtestsrv ({self.dns_log_path}) ---\n{_tail(self.dns_log_path)}")
+
+    @staticmethod
+    def _terminate(proc: subprocess.Popen[bytes] | None) -> None:
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+class PebbleFactory:
+    """Starts Pebbles under ``base`` (one sub-directory each) and closes all of them at the end."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.started: list[Pebble] = []
+
+    def __call__(self, *, http_port: int | None = None, tls_port: int | None = None,
+                 eab: dict[str, str] | None = None, env: dict[str, str] | None = None) -> Pebble:
+        pebble = Pebble(self.base / f"pebble-{len(self.started)}", http_port=http_port, tls_port=tls_port,
+                        eab=eab, env=env)
+        self.started.append(pebble)
+        return pebble.start()
+
+    def close_all(self) -> None:
+        for pebble in self.started:
+            pebble.close()
