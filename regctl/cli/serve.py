@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
@@ -117,16 +118,16 @@ def serve(
     if delete is not None:
         config.storage.delete.enabled = delete
     count = workers or _default_workers()
-    if run_as is not None:
-        _switch_user(state, run_as, config)
+    drop = _privilege_drop(state, run_as, config) if run_as is not None else None
 
     def listening(url: str) -> None:
         state.terminal.display_info(f"regctl serve: listening on {url} ({count} worker{'s' * (count != 1)})")
 
-    click.get_current_context().exit(run(config, count, on_listening=listening))
+    click.get_current_context().exit(run(config, count, on_listening=listening, drop_privileges=drop))
 
 
-def _switch_user(state: CliState, spec: str, config: ServerConfig) -> None:
+def _privilege_drop(state: CliState, spec: str, config: ServerConfig) -> Callable[[], None] | None:
+    """What ``--run-as`` does, for the runner to call at the right moment; None when serving as is."""
     from regctl.registry.server import resolve_user, switch_user, unreadable_files
 
     user = resolve_user(spec)
@@ -137,9 +138,13 @@ def _switch_user(state: CliState, spec: str, config: ServerConfig) -> None:
             f"serving as root: {blocked[0]} is not readable by {user.name} (uid {user.uid}); make it readable by "
             f"that user or group (e.g. chgrp {user.gid} FILE && chmod g+r FILE) to serve unprivileged"
         )
-        return
+        return None
     root = config.storage.parameters.get("rootdirectory") if config.storage.driver == "filesystem" else None
-    changed = switch_user(user, root)
-    if changed:
-        state.terminal.display_info(f"regctl serve: gave {len(changed)} path(s) under {root} to {user.name}")
-    state.terminal.display_info(f"regctl serve: running as {user.name} (uid {user.uid}, gid {user.gid})")
+
+    def drop() -> None:
+        changed = switch_user(user, root)
+        if changed:
+            state.terminal.display_info(f"regctl serve: gave {len(changed)} path(s) under {root} to {user.name}")
+        state.terminal.display_info(f"regctl serve: running as {user.name} (uid {user.uid}, gid {user.gid})")
+
+    return drop

@@ -60,6 +60,15 @@ class Terminal:
             table.add_row(key, value)
         self.stdout.print(table)
 
+    def display_columns(self, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        """A table with a header row (``regctl cert renew``'s report); cells wrap, never cut."""
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for header in headers:
+            table.add_column(header, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        self.stdout.print(table, soft_wrap=False)
+
     # -- questions ------------------------------------------------------------------------------------------
     @property
     def interactive(self) -> bool:

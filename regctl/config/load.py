@@ -44,6 +44,11 @@ TLS_VERSIONS = ("tls1.2", "tls1.3")
 TOKEN_ACTIONS = ("pull", "push", "delete", "*")
 # Docker clients treat a token lifetime under 60 s as 60 s (token spec, "expires_in").
 MIN_TOKEN_EXPIRY = 60
+ACME_CHALLENGES = ("http-01", "tls-alpn-01")
+ACME_RESPONDERS = ("webroot", "standalone")
+ACME_CHECK_INTERVAL = "12h"
+# Checking more often only adds load on the CA: renewal is due days ahead.
+MIN_ACME_CHECK_INTERVAL = 60
 
 
 # -- YAML that keeps the source text of plain scalars ------------------------------------------------------
@@ -116,6 +121,7 @@ class _Unserved:
 
     fatal: bool
     hint: str | None = None
+    message: str = "not supported yet by regctl"
     # A backend in a one-backend map (auth): naming it turns it on, even with no parameters (`auth: silly`).
     by_key: bool = False
 
@@ -202,7 +208,13 @@ _SCHEMA: dict[str, _Schema] = {
             "minimumtls": _Choice(TLS_VERSIONS),
             # Python's server defaults already exclude weak suites (no RC4, 3DES, CBC-SHA1, export).
             "ciphersuites": _IGNORED,
-            "letsencrypt": _Unserved(fatal=True, hint="get the certificate with an ACME client and set http.tls"),
+            # Distribution 2.8's autocert only answers TLS-SNI-01, which Let's Encrypt turned off in 2019.
+            "letsencrypt": _Unserved(
+                fatal=True,
+                message="not supported: Distribution's Let's Encrypt client uses a challenge Let's Encrypt turned off",
+                hint="set http.tls.certificate and http.tls.key, and add an acme section with auto: true "
+                "(see acme in the README)",
+            ),
         },
         "headers": _Map(_List(str)),
         "debug": _IGNORED,
@@ -225,6 +237,26 @@ _SCHEMA: dict[str, _Schema] = {
         "expiry": str,
         "rules": _List({"subjects": _List(str), "repositories": _List(str), "actions": _List(_Choice(TOKEN_ACTIONS))}),
         "groups": _Map(_List(str)),
+    },
+    # regctl's extension: certificates from an ACME CA (see ServerConfig.acme and the README).
+    "acme": {
+        "directory": str,
+        "email": str,
+        "domains": _List(str),
+        "accountdir": str,
+        "challengedir": str,
+        "httpaddr": str,
+        "redirectport": str,
+        "challenge": _Choice(ACME_CHALLENGES),
+        "responder": _Choice(ACME_RESPONDERS),
+        "httpport": str,
+        "tlsport": str,
+        "eabkid": str,
+        "eabhmackey": str,
+        "cabundle": str,
+        "renewdays": str,
+        "auto": bool,
+        "checkinterval": str,
     },
 }
 
@@ -376,7 +408,7 @@ class _Checker:
         if not (rule.by_key or _is_set(value)):
             return
         if rule.fatal:
-            raise self.error(path, "not supported yet by regctl", rule.hint or f"remove {_dotted(path)}")
+            raise self.error(path, rule.message, rule.hint or f"remove {_dotted(path)}")
         env = self._env(path)
         where = f"{_dotted(path)} (from {env})" if env else _dotted(path)
         self._warnings.append(f"{where}: not supported yet, ignored")
@@ -528,6 +560,7 @@ def load_server_config(path: str | None, environ: Mapping[str, str]) -> tuple[Se
         parse_addr(addr)
     except ValueError as exc:
         raise checker.error(("http", "addr"), str(exc)) from None
+    tls = _tls(checker, http.get("tls", {}))
 
     config = ServerConfig.model_validate(
         {
@@ -545,11 +578,12 @@ def load_server_config(path: str | None, environ: Mapping[str, str]) -> tuple[Se
                 "secret": http.get("secret") or None,
                 "relativeurls": http.get("relativeurls", False),
                 "headers": http.get("headers", {}),
-                "tls": _tls(checker, http.get("tls", {})),
+                "tls": tls,
             },
             "storage": data["storage"],
             "auth": auth,
             "tokenserver": tokenserver,
+            "acme": _acme(checker, data.get("acme"), addr, tls),
         }
     )
     return config, warnings
@@ -597,8 +631,8 @@ _DURATION_RE = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _PLACEHOLDER_RE = re.compile(r"\{[^}]*\}")
 
 
-def _seconds(checker: _Checker, text: str, path: tuple[str, ...]) -> int:
-    """Seconds from a number or a Go duration written in h/m/s (``5m``, ``1h30m``, ``90s``)."""
+def _seconds(checker: _Checker, text: str, path: tuple[str, ...], minimum: int) -> int:
+    """Seconds from a number or a Go duration written in h/m/s (``5m``, ``1h30m``, ``90s``), at least ``minimum``."""
     m = _DURATION_RE.fullmatch(text)
     if text.isdigit():
         seconds = int(text)
@@ -607,8 +641,8 @@ def _seconds(checker: _Checker, text: str, path: tuple[str, ...]) -> int:
         seconds = hours * 3600 + minutes * 60 + secs
     else:
         raise checker.error(path, f"invalid duration {text!r}", "write seconds or a duration such as 5m, 1h, 90s")
-    if seconds < MIN_TOKEN_EXPIRY:
-        raise checker.error(path, f"must be at least {MIN_TOKEN_EXPIRY}s, got {text!r}")
+    if seconds < minimum:
+        raise checker.error(path, f"must be at least {minimum}s, got {text!r}")
     return seconds
 
 
@@ -648,7 +682,104 @@ def _tokenserver(checker: _Checker, server: dict[str, Any] | None, auth: dict[st
         "service": server["service"],
         "key": server["key"],
         "htpasswd": server["htpasswd"],
-        "expiry": _seconds(checker, server.get("expiry") or "5m", (*path, "expiry")),
+        "expiry": _seconds(checker, server.get("expiry") or "5m", (*path, "expiry"), MIN_TOKEN_EXPIRY),
         "rules": server.get("rules", []),
         "groups": groups,
+    }
+
+
+# A DNS name as certificates carry it (RFC 1123 labels); HTTP-01 and TLS-ALPN-01 cannot prove wildcards.
+_DOMAIN_RE = re.compile(r"(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def _number(checker: _Checker, text: str, path: tuple[str, ...], low: int, high: int) -> int:
+    if not (text.isascii() and text.isdigit() and low <= int(text) <= high):
+        raise checker.error(path, f"must be a number from {low} to {high}, got {text!r}")
+    return int(text)
+
+
+def _acme(
+    checker: _Checker, acme: dict[str, Any] | None, addr: str, tls: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    if not acme or not any(acme.values()):  # `acme: {auto: false}`: off
+        return None
+    path = ("acme",)
+    _require(checker, acme, path, ("directory", "domains", "accountdir"))
+    from regctl.tls.acme_client import directory_url
+
+    try:
+        directory = directory_url(acme["directory"])
+    except ValueError as exc:
+        raise checker.error((*path, "directory"), str(exc)) from None
+    domains: list[str] = []
+    for index, domain in enumerate(acme["domains"]):
+        name = domain.lower().rstrip(".")
+        if name.startswith("*."):
+            raise checker.error((*path, "domains", str(index)), f"wildcard {domain!r} is not supported",
+                                "HTTP-01 and TLS-ALPN-01 cannot prove a wildcard: list each name")
+        if not _DOMAIN_RE.fullmatch(name):
+            raise checker.error((*path, "domains", str(index)), f"{domain!r} is not a DNS name")
+        if name not in domains:
+            domains.append(name)
+
+    httpaddr = acme.get("httpaddr") or None
+    if httpaddr is not None:
+        try:
+            _, port = parse_addr(httpaddr)
+        except ValueError as exc:
+            raise checker.error((*path, "httpaddr"), str(exc)) from None
+        if port and port == parse_addr(addr)[1]:
+            raise checker.error((*path, "httpaddr"), f"port {port} is http.addr's already",
+                                "the challenge listener needs a port of its own, usually :80")
+    challenge = acme.get("challenge") or ACME_CHALLENGES[0]
+    # By default the registry's own listener answers HTTP-01 when there is one.
+    webroot_default = challenge == "http-01" and httpaddr is not None
+    responder = acme.get("responder") or ("webroot" if webroot_default else "standalone")
+    if responder == "webroot":
+        if challenge != "http-01":
+            raise checker.error((*path, "responder"), "tls-alpn-01 is answered by the standalone responder only",
+                                "set responder: standalone, or use challenge: http-01")
+        if not acme.get("challengedir"):
+            raise checker.error((*path, "challengedir"), "required with responder webroot",
+                                "name the directory for token files (the httpaddr listener serves it)")
+    elif challenge == "http-01" and httpaddr is not None:
+        raise checker.error((*path, "responder"), "standalone cannot answer HTTP-01 while httpaddr listens",
+                            "use responder: webroot with a challengedir: the httpaddr listener then answers")
+    ports = {key: _number(checker, acme.get(key) or default, (*path, key), 1, 65535)
+             for key, default in (("httpport", "80"), ("tlsport", "443"))}
+    # The renewer's standalone responder cannot listen where the workers do (`regctl cert renew` may, before
+    # the server starts).
+    port = ports["tlsport" if challenge == "tls-alpn-01" else "httpport"]
+    if acme.get("auto") and responder == "standalone" and port == parse_addr(addr)[1]:
+        key = "tlsport" if challenge == "tls-alpn-01" else "httpport"
+        raise checker.error((*path, key), f"port {port} is http.addr's, where the registry listens",
+                            "answer HTTP-01 with the registry's own listener (httpaddr and responder webroot), "
+                            "or serve the registry on another port")
+    for key, other in (("eabkid", "eabhmackey"), ("eabhmackey", "eabkid")):
+        if acme.get(key) and not acme.get(other):
+            raise checker.error((*path, other), f"required with acme.{key}",
+                                "the CA hands out both: the key id and the HMAC key")
+    renewdays = acme.get("renewdays") or None
+    if acme.get("auto") and tls is None:
+        raise checker.error((*path, "auto"), "needs http.tls: the certificate and key files to renew",
+                            "add http.tls.certificate and http.tls.key")
+    return {
+        "directory": directory,
+        "email": acme.get("email") or None,
+        "domains": domains,
+        "accountdir": acme["accountdir"],
+        "challengedir": acme.get("challengedir") or None,
+        "httpaddr": httpaddr,
+        "redirectport": None if not acme.get("redirectport") else _number(
+            checker, acme["redirectport"], (*path, "redirectport"), 1, 65535),
+        "challenge": challenge,
+        "responder": responder,
+        **ports,
+        "eabkid": acme.get("eabkid") or None,
+        "eabhmackey": acme.get("eabhmackey") or None,
+        "cabundle": acme.get("cabundle") or None,
+        "renewdays": None if renewdays is None else _number(checker, renewdays, (*path, "renewdays"), 1, 3650),
+        "auto": acme.get("auto", False),
+        "checkinterval": _seconds(checker, acme.get("checkinterval") or ACME_CHECK_INTERVAL,
+                                  (*path, "checkinterval"), MIN_ACME_CHECK_INTERVAL),
     }

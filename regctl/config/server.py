@@ -108,6 +108,37 @@ class TokenServer(_Strict):
     groups: dict[str, list[str]] = Field(default_factory=dict)
 
 
+class Acme(_Strict):
+    """regctl's ACME section (not in Distribution): the CA that issues ``http.tls``'s certificate.
+
+    ``httpaddr`` makes every worker serve HTTP-01 tokens from ``challengedir`` (``registry.acme_http``) and
+    redirect anything else to HTTPS; ``auto`` makes the server renew the certificate by itself
+    (``registry.renewer``). ``regctl cert renew`` reads the same settings.
+    """
+
+    directory: str  # the directory URL (letsencrypt and letsencrypt-staging are resolved when loading)
+    email: str | None = None
+    domains: list[str]
+    accountdir: str  # account key and registrations (regctl.tls.accounts)
+    challengedir: str | None = None  # webroot: token files, served on httpaddr
+    httpaddr: str | None = None  # plain-HTTP listener of every worker, e.g. ":80"
+    # The HTTPS port httpaddr redirects to; None: http.addr's. Differs behind a port mapping (a container).
+    redirectport: int | None = None
+    challenge: Literal["http-01", "tls-alpn-01"] = "http-01"
+    # webroot: token files in challengedir (HTTP-01 only); standalone: the renewer listens itself for the
+    # time of an order, on httpport (HTTP-01) or tlsport (TLS-ALPN-01), on every interface.
+    responder: Literal["webroot", "standalone"] = "standalone"
+    # CAs validate on 80 and 443; other ports only behind a port mapping (a container) or for a test CA.
+    httpport: int = 80
+    tlsport: int = 443
+    eabkid: str | None = None
+    eabhmackey: str | None = None  # base64url, as the CA hands it out
+    cabundle: str | None = None  # PEM of the CA's own HTTPS (a test CA); None: system trust
+    renewdays: int | None = None  # None: when a third of the lifetime is left, or the CA's renewal window
+    auto: bool = False
+    checkinterval: int = 43200  # seconds between checks in auto mode
+
+
 class ServerConfig(_Strict):
     version: str = "0.1"
     log: Log = Field(default_factory=Log)
@@ -115,6 +146,7 @@ class ServerConfig(_Strict):
     storage: Storage = Field(default_factory=Storage)
     auth: Auth = Field(default_factory=Auth)
     tokenserver: TokenServer | None = None
+    acme: Acme | None = None
 
     def files_read(self) -> list[str]:
         """Every file the server reads after start-up (certificates, keys, password files), for permission checks."""
@@ -127,6 +159,9 @@ class ServerConfig(_Strict):
             paths.append(self.auth.token.rootcertbundle)
         if self.tokenserver is not None:
             paths += [self.tokenserver.key, self.tokenserver.htpasswd]
+        # The workers serve token files from challengedir; the renewer (auto) runs before the privilege drop.
+        if self.acme is not None and self.acme.httpaddr and self.acme.challengedir:
+            paths.append(self.acme.challengedir)
         return paths
 
 

@@ -35,7 +35,7 @@ KEY_MODE = 0o640  # group-readable: the server image serves in the instance's gr
 CERT_MODE = 0o644
 CA_KEY_MODE = 0o600
 
-TLSMode = Literal["selfsigned", "files"]
+TLSMode = Literal["selfsigned", "files", "acme"]
 
 
 def _now() -> datetime.datetime:
@@ -166,6 +166,7 @@ def tls_status(config: InstanceConfig, layout: InstanceLayout, now: datetime.dat
             "none": "TLS is off (tls.mode: none): `regctl cert selfsigned` or `regctl cert import` turns it on",
             "selfsigned": "issue one with `regctl cert selfsigned`",
             "files": "install one with `regctl cert import --cert FILE --key FILE`",
+            "acme": "get one from the CA with `regctl cert issue`",
         }[config.tls.mode]
         raise RegctlError(f"no certificate in {layout.tls_certificate}", hint)
     moment = now or _now()
@@ -210,7 +211,8 @@ def install_trust(config: InstanceConfig, layout: InstanceLayout, base: Path = D
     if not layout.ca_certificate.exists():
         raise RegctlError(
             f"no CA certificate in {layout.ca_certificate}",
-            "`regctl cert selfsigned` makes one; `regctl cert import` takes the top of the chain it is given",
+            "`regctl cert selfsigned` makes one; `regctl cert import` and `regctl cert issue` take the top of "
+            "the chain they install",
         )
     text = _read(layout.ca_certificate).decode()
     destination = trust_path(config, base)
@@ -242,23 +244,16 @@ def set_tls_mode(layout: InstanceLayout, mode: TLSMode) -> str:
 
 
 # -- the running server ----------------------------------------------------------------------------------------------
-def reload_server(config: InstanceConfig, layout: InstanceLayout) -> str | None:
-    """SIGHUP to this instance's running server, which then loads certs/ anew; returns what was signalled
-    (``pid 123``, ``container registry``), None when nothing runs. The server also polls the files every
-    few seconds: the signal makes the change immediate."""
+def _running_server(config: InstanceConfig, layout: InstanceLayout) -> int | Any | None:
+    """This instance's running server: the pid of its process, its container, or None."""
     from regctl.deploy.process_runtime import ProcessRuntime
     from regctl.deploy.progress import NullReporter
 
     pid = ProcessRuntime(config, layout, NullReporter()).running_pid()
     if pid is not None:
-        os.kill(pid, signal.SIGHUP)
-        return f"pid {pid}"
+        return pid
     if config.runtime == "process":
         return None
-    return _reload_container(config)
-
-
-def _reload_container(config: InstanceConfig) -> str | None:
     import docker.errors
 
     from regctl.deploy.docker_runtime import INSTANCE_LABEL
@@ -267,9 +262,32 @@ def _reload_container(config: InstanceConfig) -> str | None:
     try:
         client, _ = connect()
         container = client.containers.get(config.name)
-        if container.labels.get(INSTANCE_LABEL) != config.name or container.status != "running":
-            return None
-        container.kill(signal="SIGHUP")
     except (RegctlError, docker.errors.DockerException):
         return None  # no engine, no container: nothing runs that could serve the old certificate
+    if container.labels.get(INSTANCE_LABEL) != config.name or container.status != "running":
+        return None
+    return container
+
+
+def server_running(config: InstanceConfig, layout: InstanceLayout) -> bool:
+    """Whether this instance's server runs (the process, or the container)."""
+    return _running_server(config, layout) is not None
+
+
+def reload_server(config: InstanceConfig, layout: InstanceLayout) -> str | None:
+    """SIGHUP to this instance's running server, which then loads certs/ anew; returns what was signalled
+    (``pid 123``, ``container registry``), None when nothing runs. The server also polls the files every
+    few seconds: the signal makes the change immediate."""
+    server = _running_server(config, layout)
+    if server is None:
+        return None
+    if isinstance(server, int):
+        os.kill(server, signal.SIGHUP)
+        return f"pid {server}"
+    import docker.errors
+
+    try:
+        server.kill(signal="SIGHUP")
+    except docker.errors.DockerException:
+        return None  # it stopped meanwhile
     return f"container {config.name}"

@@ -26,6 +26,7 @@ from regctl.deploy.render import (
     check_container_access,
     check_files,
     container_command,
+    published_ports,
     render_instance,
     secret_mounts,
     storage_path,
@@ -68,13 +69,13 @@ def container_spec(config: InstanceConfig, layout: InstanceLayout, image_id: str
         str(data) if data is not None else config.storage.volume: {"bind": CONTAINER_ROOT, "mode": "rw"},
         str(layout.server_config.absolute()): {"bind": CONTAINER_CONFIG, "mode": "ro"},
     }
-    for source, target in secret_mounts(config, layout):
-        volumes[str(source)] = {"bind": target, "mode": "ro"}
+    for mount in secret_mounts(config, layout):
+        volumes[str(mount.source)] = {"bind": mount.target, "mode": "ro" if mount.read_only else "rw"}
     spec: dict[str, Any] = {
         "name": config.name,
         "image": image_id,
         "config": server_config,
-        "ports": {f"{CONTAINER_PORT}/tcp": [config.bind, config.port]},
+        "ports": {f"{inside}/tcp": [bind, port] for bind, port, inside in published_ports(config)},
         "volumes": volumes,
         "environment": {},
         "restart_policy": {"Name": "always"},

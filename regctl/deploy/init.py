@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from regctl.deploy.acme import EAB_HMAC_MODE, write_eab_hmac
 from regctl.deploy.certs import (
     CA_KEY_MODE,
     CERT_MODE,
@@ -88,9 +89,12 @@ class Created:
     kept: list[Path] = field(default_factory=list)
 
 
-def create_instance(root: Path, config: InstanceConfig, *, force: bool = False) -> Created:
+def create_instance(
+    root: Path, config: InstanceConfig, *, force: bool = False, eab_hmac_key: str | None = None
+) -> Created:
     """Write ``regctl.yaml`` and ``secrets/http-secret`` (mode 0600 from its creation) into ``root``, and the
-    files ``config``'s TLS and auth modes need (see :class:`Created`).
+    files ``config``'s TLS and auth modes need (see :class:`Created`); ``eab_hmac_key`` (tls.acme.eab_kid's)
+    goes to secrets/acme-eab-hmac, mode 0600.
 
     An existing secret is kept, even with ``force``: registries behind one load balancer must share it, so it
     may have been copied elsewhere; so are an existing CA, htpasswd and token key. Raises RegctlError if an
@@ -108,6 +112,9 @@ def create_instance(root: Path, config: InstanceConfig, *, force: bool = False) 
         if not secret_kept:
             write_new(layout.secret, secrets.token_urlsafe(SECRET_BYTES) + "\n", 0o600)
         created = Created(layout, replaced=replaced, secret_kept=secret_kept)
+        if eab_hmac_key is not None:
+            write_eab_hmac(layout, eab_hmac_key)
+            created.generated.append((layout.acme_eab_hmac, EAB_HMAC_MODE))
         _generate_tls(config, created)
         _generate_auth(config, created)
         # Last: regctl.yaml is what marks the directory as an instance.
@@ -120,10 +127,13 @@ def create_instance(root: Path, config: InstanceConfig, *, force: bool = False) 
 
 def _generate_tls(config: InstanceConfig, created: Created) -> None:
     """selfsigned: the instance's CA and a leaf for the host, unless a valid one is there already (``--force``
-    keeps what clients trust). files: only the certs/ directory, for ``regctl cert import``."""
+    keeps what clients trust). files and acme: only the certs/ directory, for ``regctl cert import`` or
+    ``regctl cert issue``; acme also the account directory (0700), which a container may mount."""
     layout = created.layout
-    if config.tls.mode == "files":
+    if config.tls.mode in ("files", "acme"):
         prepare_certs_dir(layout)
+    if config.tls.mode == "acme":
+        layout.acme_accounts.mkdir(mode=0o700, exist_ok=True)
     if config.tls.mode != "selfsigned":
         return
     if selfsigned_is_current(config, layout):

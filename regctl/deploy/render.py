@@ -8,6 +8,8 @@ explicit context, built here, and ``StrictUndefined`` turns a missing variable i
       registry/config.yml.j2            the server's config.yml (Distribution format 0.1)  server_config()
       compose/docker-compose.yml.j2     a Compose v2 file equivalent to the seed's example  render_compose()
       docker/Dockerfile.j2              the server image                                    render_dockerfile()
+      systemd/regctl-renew.{service,timer}.j2   `regctl cert renew` daily                   render_renew_units()
+      cron/regctl-renew.j2              the same as a cron line or /etc/cron.d file          render_renew_cron()
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -44,6 +47,12 @@ CONTAINER_UID = 1000
 # Where the container sees the instance's certs/ and auth/: the seed's own -v `pwd`/certs:/certs, `pwd`/auth:/auth.
 CONTAINER_CERTS = "/certs"
 CONTAINER_AUTH = "/auth"
+# tls.acme.auto: the account (secrets/acme/, read-write: the server registers and renews) and the PEM bundle
+# verifying the CA's HTTPS. The challenge listener's ports inside the container: Docker maps tls.acme's to them.
+CONTAINER_ACME_ACCOUNTS = "/acme"
+CONTAINER_ACME_CA = "/etc/regctl/acme-ca.pem"
+CONTAINER_ACME_HTTP_PORT = 80
+CONTAINER_ACME_TLS_PORT = 443
 # The built-in token service's route (regctl.registry.app) and the issuer its tokens name.
 TOKEN_ROUTE = "/auth/token"
 TOKEN_ISSUER = "regctl"
@@ -201,6 +210,70 @@ def _auth(config: InstanceConfig, auth_dir: str) -> dict[str, Any]:
     }
 
 
+def acme_ca_bundle(config: InstanceConfig, layout: InstanceLayout) -> Path | None:
+    """tls.acme.ca_bundle as an absolute path (a relative one is relative to the instance directory)."""
+    if config.tls.acme.ca_bundle is None:
+        return None
+    return layout.root.absolute() / Path(config.tls.acme.ca_bundle).expanduser()
+
+
+def read_eab_hmac(config: InstanceConfig, layout: InstanceLayout) -> str | None:
+    """The EAB HMAC key from secrets/acme-eab-hmac when tls.acme.eab_kid is set, else None."""
+    if config.tls.acme.eab_kid is None:
+        return None
+    try:
+        key = layout.acme_eab_hmac.read_text().strip()
+    except OSError as exc:
+        raise RegctlError(
+            f"cannot read the EAB HMAC key {layout.acme_eab_hmac} (tls.acme.eab_kid is set): {exc.strerror}",
+            hint=f"write the key the CA gave with the key id: (umask 077; cat > {layout.acme_eab_hmac})",
+        ) from None
+    if not key:
+        raise RegctlError(f"the EAB HMAC key {layout.acme_eab_hmac} is empty", hint="write the key the CA gave into it")
+    return key
+
+
+def acme_domains(config: InstanceConfig) -> list[str]:
+    """What the ACME certificate covers: host, then tls.acme.domains, each once."""
+    return list(dict.fromkeys([config.host, *config.tls.acme.domains]))
+
+
+def _acme(config: InstanceConfig, layout: InstanceLayout, target: Target, certs: str) -> dict[str, Any]:
+    """The server's ``acme`` section (regctl's extension) for tls.mode acme. responder registry: its plain-HTTP
+    listener (``httpaddr``) serves http-01 tokens from ``challengedir``, where `regctl cert issue` and
+    `cert renew` write them. auto: it also renews by itself, with the account in ``accountdir``."""
+    acme = config.tls.acme
+    container = target == "container"
+    section: dict[str, Any] = {"directory": acme.directory}
+    if acme.email is not None:
+        section["email"] = acme.email
+    section["domains"] = acme_domains(config)
+    section["challenge"] = acme.challenge
+    section["responder"] = "webroot" if acme.responder == "registry" else "standalone"
+    if acme.responder == "registry":
+        section["challengedir"] = f"{certs}/acme-challenge"
+        section["httpaddr"] = f":{CONTAINER_ACME_HTTP_PORT}" if container else _host_port(config.bind, acme.http_port)
+        if container:  # the redirect to HTTPS names the published port, not the container's
+            section["redirectport"] = config.port
+    # Where the server's renewer answers as standalone responder (auto).
+    section["httpport"] = CONTAINER_ACME_HTTP_PORT if container else acme.http_port
+    section["tlsport"] = CONTAINER_ACME_TLS_PORT if container else acme.tls_port
+    # Read only with auto (the container mounts it only then); `regctl cert renew` keeps the same account.
+    section["accountdir"] = CONTAINER_ACME_ACCOUNTS if container else str(layout.acme_accounts.absolute())
+    section["auto"] = acme.auto
+    if not acme.auto:
+        return section
+    if acme.eab_kid is not None:
+        section["eabkid"] = acme.eab_kid
+        section["eabhmackey"] = read_eab_hmac(config, layout)
+    bundle = acme_ca_bundle(config, layout)
+    if bundle is not None:
+        section["cabundle"] = CONTAINER_ACME_CA if container else str(bundle)
+    if acme.renew_days is not None:
+        section["renewdays"] = acme.renew_days
+    return section
+
+
 def server_config(config: InstanceConfig, layout: InstanceLayout, *, target: Target) -> dict[str, Any]:
     """The server's configuration as data (Distribution's config.yml, version 0.1).
 
@@ -220,6 +293,8 @@ def server_config(config: InstanceConfig, layout: InstanceLayout, *, target: Tar
         data["http"]["tls"] = _tls(config, certs)
     if config.auth.mode != "none":
         data.update(_auth(config, auth_dir))
+    if config.tls.mode == "acme":
+        data["acme"] = _acme(config, layout, target, certs)
     return data
 
 
@@ -235,6 +310,7 @@ def check_files(config: InstanceConfig, layout: InstanceLayout) -> None:
         make = {
             "selfsigned": "issue one with `regctl cert selfsigned`",
             "files": "install one with `regctl cert import --cert FILE --key FILE [--chain FILE]`",
+            "acme": "get one from the CA with `regctl cert issue`",
         }[config.tls.mode]
         needed += [(layout.tls_certificate, tls, make), (layout.tls_key, tls, make)]
         needed += [(layout.certs / name, "tls.clientcas names it", "put the client CAs there, in PEM")
@@ -244,13 +320,17 @@ def check_files(config: InstanceConfig, layout: InstanceLayout) -> None:
     if config.auth.mode == "token":
         genpkey = "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256"
         needed.append((layout.token_key, auth, f"make an EC P-256 key: {genpkey} -out {layout.token_key}"))
+    if config.tls.mode == "acme" and config.tls.acme.auto:
+        bundle = acme_ca_bundle(config, layout)
+        if bundle is not None:
+            needed.append((bundle, "tls.acme.ca_bundle names it", "fix tls.acme.ca_bundle in regctl.yaml"))
     for path, why, hint in needed:
         if not path.is_file():
             raise RegctlError(f"{path} is missing, and {why}", hint)
 
 
 def _render_server_config(data: Mapping[str, Any], *, from_instance: bool) -> str:
-    context = {"from_instance": from_instance, "auth": None, "tokenserver": None, **data}
+    context = {"from_instance": from_instance, "auth": None, "tokenserver": None, "acme": None, **data}
     return _render("registry/config.yml.j2", context)
 
 
@@ -267,16 +347,48 @@ def render_image_config() -> str:
 
 
 # -- what a container of the instance gets besides the image's defaults ------------------------------------------
-def secret_mounts(config: InstanceConfig, layout: InstanceLayout) -> list[tuple[Path, str]]:
-    """(host directory, container path) of certs/ and auth/ when the modes use them, mounted read-only.
-    Whole directories, not files: a file bind mount keeps the old inode, so a replaced certificate or
-    htpasswd would never reach the server."""
+@dataclass(frozen=True)
+class Mount:
+    source: Path  # on the host
+    target: str  # in the container
+    read_only: bool = True
+
+
+def _acme_auto(config: InstanceConfig) -> bool:
+    return config.tls.mode == "acme" and config.tls.acme.auto
+
+
+def secret_mounts(config: InstanceConfig, layout: InstanceLayout) -> list[Mount]:
+    """certs/ and auth/ when the modes use them, read-only. Whole directories, not files: a file bind mount
+    keeps the old inode, so a replaced certificate or htpasswd would never reach the server. tls.acme.auto:
+    certs/ read-write (the server writes the certificates it renews), the account directory read-write, and
+    the CA bundle read-only."""
+    auto = _acme_auto(config)
     mounts = []
     if config.tls.mode != "none":
-        mounts.append((layout.certs.absolute(), CONTAINER_CERTS))
+        mounts.append(Mount(layout.certs.absolute(), CONTAINER_CERTS, read_only=not auto))
     if config.auth.mode != "none":
-        mounts.append((layout.auth.absolute(), CONTAINER_AUTH))
+        mounts.append(Mount(layout.auth.absolute(), CONTAINER_AUTH))
+    if auto:
+        mounts.append(Mount(layout.acme_accounts.absolute(), CONTAINER_ACME_ACCOUNTS, read_only=False))
+        bundle = acme_ca_bundle(config, layout)
+        if bundle is not None:
+            mounts.append(Mount(bundle, CONTAINER_ACME_CA))
     return mounts
+
+
+def published_ports(config: InstanceConfig) -> list[tuple[str, int, int]]:
+    """(host address, host port, container port) the container publishes: the registry's port, and the
+    challenge port the server answers on itself in tls.mode acme (http-01 with its own listener, or either
+    challenge when it renews by itself)."""
+    ports = [(config.bind, config.port, CONTAINER_PORT)]
+    if config.tls.mode == "acme":
+        acme = config.tls.acme
+        if acme.responder == "registry" or (acme.auto and acme.challenge == "http-01"):
+            ports.append((config.bind, acme.http_port, CONTAINER_ACME_HTTP_PORT))
+        if acme.auto and acme.challenge == "tls-alpn-01":
+            ports.append((config.bind, acme.tls_port, CONTAINER_ACME_TLS_PORT))
+    return ports
 
 
 def container_command(config: InstanceConfig, layout: InstanceLayout) -> list[str] | None:
@@ -293,7 +405,7 @@ def check_container_access(config: InstanceConfig, layout: InstanceLayout) -> No
     it serves as uid CONTAINER_UID in the instance's group (``container_command``). Files regctl writes
     pass; this catches those put there by hand (``cp`` of a 0600 key) before the server fails on them."""
     group = layout.group
-    needed = [directory for directory, _ in secret_mounts(config, layout)]
+    needed = [mount.source for mount in secret_mounts(config, layout) if mount.target != CONTAINER_ACME_ACCOUNTS]
     if config.tls.mode != "none":
         needed += [layout.tls_certificate, layout.tls_key, *(layout.certs / name for name in config.tls.clientcas)]
     if config.auth.mode != "none":
@@ -342,8 +454,8 @@ def render_compose(config: InstanceConfig, layout: InstanceLayout, image_ref: st
         "read_only": True,
     }
     secrets_mounts = [
-        {"type": "bind", "source": str(source), "target": target, "read_only": True}
-        for source, target in secret_mounts(config, layout)
+        {"type": "bind", "source": str(mount.source), "target": mount.target, "read_only": mount.read_only}
+        for mount in secret_mounts(config, layout)
     ]
     return _render(
         "compose/docker-compose.yml.j2",
@@ -352,7 +464,7 @@ def render_compose(config: InstanceConfig, layout: InstanceLayout, image_ref: st
             "service": config.name,
             "image": image_ref,
             "command": container_command(config, layout),
-            "ports": [f"{_host_port(config.bind, config.port)}:{CONTAINER_PORT}"],
+            "ports": [f"{_host_port(bind, port)}:{inside}" for bind, port, inside in published_ports(config)],
             "mounts": [data_mount, config_mount, *secrets_mounts],
             "volumes": volumes,
         },
@@ -411,6 +523,32 @@ def render_htpasswd_script(python: str) -> str:
     """The image's ``htpasswd`` command (HTPASSWD_SCRIPT, run by ``python``): ``regctl htpasswd``, so the
     seed's ``docker run --entrypoint htpasswd IMAGE -Bbn USER PASSWORD`` works as with registry:2."""
     return _render("docker/htpasswd.j2", {"python": python})
+
+
+# -- regctl cert timer -----------------------------------------------------------------------------------------
+def render_renew_units(
+    *, name: str, instance: Path, exec_start: str, user: str | None, bind_capability: bool, delay: str
+) -> tuple[str, str]:
+    """The systemd service and timer running ``exec_start`` (already quoted for systemd) daily, after a random
+    ``delay``; the service as ``user`` (None: as the unit manager's user), with CAP_NET_BIND_SERVICE when
+    ``bind_capability``."""
+    unit = f"regctl-renew-{name}"
+    service = _render(
+        "systemd/regctl-renew.service.j2",
+        {"name": name, "instance": str(instance), "exec_start": exec_start, "user": user,
+         "bind_capability": bind_capability},
+    )  # fmt: skip
+    timer = _render("systemd/regctl-renew.timer.j2", {"name": name, "unit": unit, "delay": delay})
+    return service, timer
+
+
+def render_renew_cron(*, instance: Path, minute: int, hour: int, command: str, user: str | None) -> str:
+    """A crontab line running ``command`` (already quoted for cron) daily at ``hour``:``minute``; with ``user``,
+    an /etc/cron.d file that runs it as that user."""
+    return _render(
+        "cron/regctl-renew.j2",
+        {"instance": str(instance), "minute": minute, "hour": hour, "command": command, "user": user},
+    )
 
 
 # -- the rendered/ tree -------------------------------------------------------------------------------------
@@ -475,6 +613,8 @@ def effective_config(
     server = server_config(config, layout, target=target)
     if not reveal_secrets:
         server["http"]["secret"] = SECRET_MASK
+        if "eabhmackey" in server.get("acme", {}):
+            server["acme"]["eabhmackey"] = SECRET_MASK
     return {"instance_dir": str(layout.root.absolute()), "instance": instance, "target": target, "server": server}
 
 

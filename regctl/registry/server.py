@@ -16,6 +16,12 @@ The master forks the workers before any event loop exists in it, then only super
 Started as root with ``--run-as USER`` (the server image does this), the master first makes the storage root
 writable by USER (see :func:`ownership_plan`), then switches to USER before any worker exists: registry:2
 runs as root, so the seed's ``-v $(pwd)/data:/var/lib/registry`` hands it a root-owned directory.
+
+With ``acme.httpaddr`` every worker also serves plain HTTP there (``registry.acme_http``: ACME HTTP-01
+tokens, and a redirect to HTTPS), on a port the master reserves the same way. With ``acme.auto`` the master
+forks a certificate renewer (``registry.renewer``) before switching users, so the renewer keeps root's rights
+to the account key and the certificate files; it signals SIGHUP after a renewal. The renewer exiting is
+logged and leaves the registry serving.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ from aiohttp import web
 
 from regctl.config.server import Log, ServerConfig, parse_addr
 from regctl.errors import RegctlError
+from regctl.registry.acme_http import create_challenge_app
+from regctl.registry.renewer import Renewer
 from regctl.registry.tls import ServerTLS
 
 AppFactory = Callable[[ServerConfig], web.Application | Awaitable[web.Application]]
@@ -85,11 +93,11 @@ class _Listen:
         return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
 
-def _resolve(addr: str) -> _Listen:
+def _resolve(addr: str, key: str = "http.addr") -> _Listen:
     try:
         host, port = parse_addr(addr)
     except ValueError as exc:
-        raise RegctlError(f"cannot listen on {addr!r}: {exc}", "fix http.addr") from None
+        raise RegctlError(f"cannot listen on {addr!r}: {exc}", f"fix {key}") from None
     if not host:
         if socket.has_ipv6:
             return _Listen(socket.AF_INET6, "::", port, dualstack=True)
@@ -120,7 +128,7 @@ def _bind(listen: _Listen, *, reuseport: bool) -> socket.socket:
     return sock
 
 
-def _reserve(listen: _Listen, addr: str) -> tuple[_Listen, socket.socket]:
+def _reserve(listen: _Listen, addr: str, option: str = "--addr / http.addr") -> tuple[_Listen, socket.socket]:
     """Bind the master's port-reserving socket; returns the real address (port 0 resolved) and the socket."""
     try:
         # Probe without SO_REUSEPORT first: another regctl's workers would happily share the port otherwise.
@@ -130,9 +138,9 @@ def _reserve(listen: _Listen, addr: str) -> tuple[_Listen, socket.socket]:
     except OSError as exc:
         if listen.dualstack and exc.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
             # IPv6 is disabled on this host: Go's ":5000" then means every IPv4 address.
-            return _reserve(_Listen(socket.AF_INET, "0.0.0.0", listen.port), addr)
+            return _reserve(_Listen(socket.AF_INET, "0.0.0.0", listen.port), addr, option)
         hint = {
-            errno.EADDRINUSE: "stop the other server on that port, or choose another with --addr / http.addr",
+            errno.EADDRINUSE: f"stop the other server on that port, or choose another with {option}",
             errno.EACCES: "ports below 1024 need root or CAP_NET_BIND_SERVICE; choose a port above 1024",
             errno.EADDRNOTAVAIL: "use an address of this host, or :PORT for every interface",
         }.get(exc.errno or 0)
@@ -202,18 +210,19 @@ class _Worker:
 def _worker_main(
     config: ServerConfig,
     listen: _Listen,
+    challenge: _Listen | None,
     app_factory: AppFactory,
     status: Connection,
     inherited: list[Any],
 ) -> None:
     """The body of a forked worker process; its exit code is 0 after a clean stop, 1 on failure."""
-    for resource in inherited:  # the master's reserving socket and signal pipe
+    for resource in inherited:  # the master's reserving sockets, signal pipe and renewer socket
         resource.close()
     signal.set_wakeup_fd(-1)
     import uvloop
 
     try:
-        uvloop.run(_serve(config, listen, app_factory, status))
+        uvloop.run(_serve(config, listen, challenge, app_factory, status))
     except RegctlError as exc:
         _report_failure(status, exc.message, exc.hint)
         sys.exit(1)
@@ -230,7 +239,9 @@ def _report_failure(status: Connection, message: str, hint: str | None) -> None:
         log.error("worker failed", extra={"error": message})
 
 
-async def _serve(config: ServerConfig, listen: _Listen, app_factory: AppFactory, status: Connection) -> None:
+async def _serve(
+    config: ServerConfig, listen: _Listen, challenge: _Listen | None, app_factory: AppFactory, status: Connection
+) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in _STOP_SIGNALS:
@@ -243,21 +254,31 @@ async def _serve(config: ServerConfig, listen: _Listen, app_factory: AppFactory,
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED_SIGNALS)
 
     sock = _bind(listen, reuseport=True)
+    challenge_sock = _bind(challenge, reuseport=True) if challenge is not None else None
+    access_log: dict[str, Any] = {"access_log": None} if config.log.accesslog.disabled else {}
     app = app_factory(config)
     if inspect.isawaitable(app):
         app = await app
     runner = web.AppRunner(
-        app,
-        handle_signals=False,
-        shutdown_timeout=SHUTDOWN_TIMEOUT,
-        read_bufsize=_READ_BUFSIZE,
-        **({"access_log": None} if config.log.accesslog.disabled else {}),
+        app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT, read_bufsize=_READ_BUFSIZE, **access_log
     )
-    await runner.setup()
+    runners = [runner]
+    if challenge is not None:
+        assert config.acme is not None
+        challenge_app = create_challenge_app(
+            config.acme.challengedir, scheme="https" if listen.tls else "http",
+            port=config.acme.redirectport or listen.port,
+            base_url=config.http.host,
+        )
+        runners.append(web.AppRunner(challenge_app, handle_signals=False, **access_log))
+    for each in runners:
+        await each.setup()
     watcher = asyncio.create_task(tls.watch()) if tls is not None else None
     try:
         ssl_context = tls.context if tls is not None else None
         await web.SockSite(runner, sock, backlog=socket.SOMAXCONN, ssl_context=ssl_context).start()
+        if challenge_sock is not None:
+            await web.SockSite(runners[1], challenge_sock, backlog=socket.SOMAXCONN).start()
         status.send(("ready",))
         status.close()
         log.debug("worker serving")
@@ -266,7 +287,8 @@ async def _serve(config: ServerConfig, listen: _Listen, app_factory: AppFactory,
     finally:
         if watcher is not None:
             watcher.cancel()
-        await runner.cleanup()
+        for each in reversed(runners):
+            await each.cleanup()
 
 
 # -- running as another user --------------------------------------------------------------------------------
@@ -382,11 +404,21 @@ def switch_user(user: RunAs, storage_root: str | None) -> list[Path]:
 # -- the master ---------------------------------------------------------------------------------------------
 class _Master:
     def __init__(
-        self, config: ServerConfig, listen: _Listen, reserved: socket.socket, count: int, factory: AppFactory
+        self,
+        config: ServerConfig,
+        listen: _Listen,
+        count: int,
+        factory: AppFactory,
+        *,
+        reserved: list[socket.socket],
+        challenge: _Listen | None = None,
+        renewer: Renewer | None = None,
     ) -> None:
         self._config = config
         self._listen = listen
+        self._challenge = challenge
         self._reserved = reserved
+        self._renewer = renewer
         self._count = count
         self._factory = factory
         self._context = multiprocessing.get_context("fork")
@@ -411,13 +443,19 @@ class _Master:
                 self._wait()
                 if not self._announced and not self._stopping and all(w.ready for w in self._workers.values()):
                     self._announced = True
-                    log.info("listening", extra={"url": self._listen.url, "workers": self._count})
+                    extra = {"challenge_url": self._challenge.url} if self._challenge is not None else {}
+                    log.info("listening", extra={"url": self._listen.url, "workers": self._count, **extra})
+                    if self._renewer is not None:
+                        self._renewer.workers_ready()
                     if on_listening is not None:
                         on_listening(self._listen.url)
         finally:
             for worker in self._workers.values():  # only left when this loop itself failed
                 worker.process.kill()
                 worker.process.join()
+            # Before the signal handlers go: a renewal finishing now still sends SIGHUP.
+            if self._renewer is not None:
+                self._renewer.stop()
             signal.set_wakeup_fd(old_wakeup)
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -429,10 +467,12 @@ class _Master:
 
     def _start(self, slot: int) -> None:
         receive, send = self._context.Pipe(duplex=False)
-        inherited = [self._reserved, self._wake_r, self._wake_w, receive]
+        inherited = [*self._reserved, self._wake_r, self._wake_w, receive]
+        if self._renewer is not None:
+            inherited.append(self._renewer.conn)
         process = self._context.Process(
             target=_worker_main,
-            args=(self._config, self._listen, self._factory, send, inherited),
+            args=(self._config, self._listen, self._challenge, self._factory, send, inherited),
             name=f"regctl-worker-{slot}",
         )
         # Until its event loop has handlers, a new worker keeps stop signals pending instead of dying.
@@ -447,6 +487,8 @@ class _Master:
 
     def _wait(self) -> None:
         handles: list[Any] = [self._wake_r]
+        if self._renewer is not None:
+            handles.append(self._renewer.process.sentinel)
         for worker in self._workers.values():
             handles.append(worker.process.sentinel)
             if worker.status is not None:
@@ -456,6 +498,15 @@ class _Master:
         if self._wake_r in ready:
             for signum in self._wake_r.recv(64):
                 self._on_signal(signal.Signals(signum))
+        if self._renewer is not None and self._renewer.process.sentinel in ready:
+            self._renewer.process.join()
+            fields = {"exit_code": self._renewer.process.exitcode}
+            if self._stopping:
+                log.debug("certificate renewer exited", extra=fields)
+            else:
+                log.error("certificate renewer exited, the certificate is no longer renewed automatically",
+                          extra=fields)
+            self._renewer = None
         for slot, worker in list(self._workers.items()):
             if worker.status is not None and worker.status in ready:
                 self._on_status(worker)
@@ -543,21 +594,39 @@ def run(
     app_factory: AppFactory | None = None,
     *,
     on_listening: Callable[[str], None] | None = None,
+    drop_privileges: Callable[[], None] | None = None,
 ) -> int:
     """Serve ``config`` with ``workers`` processes until SIGTERM/SIGINT; blocks, and returns the exit code.
 
     ``app_factory`` builds each worker's application (default: ``regctl.registry.app.create_app``); it may
     be a coroutine function. ``on_listening(url)`` is called once every worker listens (``url`` has the
-    real port when ``http.addr`` asked for port 0). Returns 0 when every worker stopped cleanly, 1 if one
-    had to be killed. Raises RegctlError when the port cannot be bound, a worker fails to start, or
-    workers keep dying.
+    real port when ``http.addr`` asked for port 0). ``drop_privileges`` (``--run-as``) is called after the
+    certificate renewer is forked and before any port is bound (``SO_REUSEPORT`` sockets sharing a port must
+    belong to one user). Returns 0 when every worker stopped cleanly, 1 if one had to be killed. Raises
+    RegctlError when a port cannot be bound, a worker fails to start, or workers keep dying.
     """
     if workers < 1:
         raise RegctlError(f"need at least 1 worker, got {workers}")
     if app_factory is None:
         from regctl.registry.app import create_app as app_factory
     _configure_logging(config.log)
-    listen, reserved = _reserve(_resolve(config.http.addr), config.http.addr)
-    listen = dataclasses.replace(listen, tls=config.http.tls is not None)
-    with reserved:
-        return _Master(config, listen, reserved, workers, app_factory).run(on_listening)
+    acme = config.acme
+    renewer = Renewer(config) if acme is not None and acme.auto else None
+    try:
+        if drop_privileges is not None:
+            drop_privileges()
+        with contextlib.ExitStack() as stack:
+            listen, reserved = _reserve(_resolve(config.http.addr), config.http.addr)
+            stack.enter_context(reserved)
+            listen = dataclasses.replace(listen, tls=config.http.tls is not None)
+            sockets, challenge = [reserved], None
+            if acme is not None and acme.httpaddr:
+                challenge, sock = _reserve(_resolve(acme.httpaddr, "acme.httpaddr"), acme.httpaddr, "acme.httpaddr")
+                sockets.append(stack.enter_context(sock))
+            master = _Master(
+                config, listen, workers, app_factory, reserved=sockets, challenge=challenge, renewer=renewer
+            )
+            return master.run(on_listening)
+    finally:
+        if renewer is not None:
+            renewer.stop()

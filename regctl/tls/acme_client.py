@@ -108,7 +108,7 @@ def _reach(settings: AcmeSettings) -> str:
 
 def _hint(code: str | None, settings: AcmeSettings, doing: str = "") -> str | None:
     if code in ("unauthorized", "malformed") and doing == _REGISTRATION and settings.eab_kid:
-        return "check the EAB key id and HMAC key (--acme-eab-kid, --acme-eab-hmac-key) the CA gave you"
+        return "check the EAB key id and HMAC key (--acme-eab-kid, --acme-eab-hmac-key-file) the CA gave you"
     if code == "rateLimited":
         return ("wait until the CA's rate limit resets (the message says when); try changes against "
                 "--acme-directory letsencrypt-staging first")
@@ -121,7 +121,7 @@ def _hint(code: str | None, settings: AcmeSettings, doing: str = "") -> str | No
     if code in ("unauthorized", "incorrectResponse"):
         return f"another server answered: the domain must point to this machine, and {_reach(settings)}"
     if code == "externalAccountRequired":
-        return ("this CA requires External Account Binding: pass --acme-eab-kid and --acme-eab-hmac-key "
+        return ("this CA requires External Account Binding: pass --acme-eab-kid and --acme-eab-hmac-key-file "
                 "from your account at the CA")
     if code == "rejectedIdentifier":
         return "this CA does not issue certificates for that name"
@@ -234,7 +234,7 @@ def _check(settings: AcmeSettings) -> None:
                             "set the directory the registry's challenge listener serves")
     if bool(settings.eab_kid) != bool(settings.eab_hmac_key):
         raise AcmeError("External Account Binding needs both the key id and the HMAC key",
-                        "pass --acme-eab-kid and --acme-eab-hmac-key together")
+                        "pass --acme-eab-kid and --acme-eab-hmac-key-file together")
     if settings.ca_bundle is not None and not settings.ca_bundle.is_file():
         raise AcmeError(f"the CA bundle {settings.ca_bundle} does not exist",
                         "give the PEM file of the CA's HTTPS issuer, or none for the system trust store")

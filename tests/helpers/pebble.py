@@ -73,6 +73,7 @@ class Pebble:
 
     ``eab``: ``{kid: hmac_key}`` makes Pebble require External Account Binding with those keys.
     ``env``: extra ``PEBBLE_*`` settings (e.g. ``{"PEBBLE_VA_ALWAYS_VALID": "1"}``).
+    ``address``: what every name resolves to, 127.0.0.1 or ::1 (where the Docker engine verifies TLS).
     """
 
     def __init__(
@@ -83,8 +84,10 @@ class Pebble:
         tls_port: int | None = None,
         eab: dict[str, str] | None = None,
         env: dict[str, str] | None = None,
+        address: str = "127.0.0.1",
     ) -> None:
         self.workdir = workdir
+        self.address = address
         workdir.mkdir(parents=True, exist_ok=True)
         self.http_port = http_port or free_port()
         self.tls_port = tls_port or free_port()
@@ -141,7 +144,8 @@ class Pebble:
             self._dns = self._spawn(
                 ["pebble-challtestsrv", "-dns01", f"127.0.0.1:{self.dns_port}", "-http01", "", "-https01", "",
                  "-tlsalpn01", "", "-management", f"127.0.0.1:{self.challtestsrv_port}",
-                 "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""],
+                 "-defaultIPv4", "" if ":" in self.address else self.address,
+                 "-defaultIPv6", self.address if ":" in self.address else ""],
                 self.dns_log_path, {},
             )
             self._wait(lambda: socket.create_connection(("127.0.0.1", self.challtestsrv_port), 1).close(),
@@ -240,9 +244,10 @@ class PebbleFactory:
         self.started: list[Pebble] = []
 
     def __call__(self, *, http_port: int | None = None, tls_port: int | None = None,
-                 eab: dict[str, str] | None = None, env: dict[str, str] | None = None) -> Pebble:
+                 eab: dict[str, str] | None = None, env: dict[str, str] | None = None,
+                 address: str = "127.0.0.1") -> Pebble:
         pebble = Pebble(self.base / f"pebble-{len(self.started)}", http_port=http_port, tls_port=tls_port,
-                        eab=eab, env=env)
+                        eab=eab, env=env, address=address)
         self.started.append(pebble)
         return pebble.start()
 

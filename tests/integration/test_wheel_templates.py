@@ -29,9 +29,12 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_wheel_contains_the_templates(wheel: Path) -> None:
     assert TEMPLATES == [
         "templates/compose/docker-compose.yml.j2",
+        "templates/cron/regctl-renew.j2",
         "templates/docker/Dockerfile.j2",
         "templates/docker/htpasswd.j2",
         "templates/registry/config.yml.j2",
+        "templates/systemd/regctl-renew.service.j2",
+        "templates/systemd/regctl-renew.timer.j2",
     ]
     names = zipfile.ZipFile(wheel).namelist()
     assert sorted(n for n in names if n.startswith("regctl/templates/")) == [f"regctl/{t}" for t in TEMPLATES]

@@ -40,14 +40,22 @@ Examples:
 )
 @click.pass_obj
 def trust(state: CliState, base: Path | None) -> None:
-    """Copy certs/ca.crt (the instance's own CA, or the top of an imported chain) to
+    """Copy certs/ca.crt (the instance's own CA, or the top of an imported or ACME chain) to
     /etc/docker/certs.d/HOST:PORT/ca.crt, where the Docker engine, skopeo and podman look for the CA of a
-    registry. The engine reads it on every connection: no restart. Writing there needs root."""
+    registry. The engine reads it on every connection: no restart. Writing there needs root. With
+    tls.acme.directory letsencrypt there is nothing to install: clients trust Let's Encrypt already."""
     from regctl.cli._instance import open_instance
+    from regctl.deploy.acme import PUBLIC_DIRECTORIES
     from regctl.deploy.certs import DOCKER_CERTS_D, install_trust
     from regctl.tls.bundle import describe, load_certificates
 
     layout, config = open_instance(state)
+    if config.tls.mode == "acme" and config.tls.acme.directory in PUBLIC_DIRECTORIES:
+        state.terminal.display_info(
+            f"Nothing to install: the certificate comes from {config.tls.acme.directory}, whose root every "
+            "client trusts already"
+        )
+        return
     destination = install_trust(config, layout, base or DOCKER_CERTS_D)
     ca = load_certificates(destination.read_bytes(), str(destination))[0]
     state.terminal.display_success(

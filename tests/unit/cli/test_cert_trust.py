@@ -66,7 +66,8 @@ def test_without_a_ca(tmp_path: Path) -> None:
     assert (result.exit_code, result.stderr) == (
         1,
         f"Error: no CA certificate in {layout.ca_certificate}\n"
-        "Hint: `regctl cert selfsigned` makes one; `regctl cert import` takes the top of the chain it is given\n",
+        "Hint: `regctl cert selfsigned` makes one; `regctl cert import` and `regctl cert issue` take the top of the "
+        "chain they install\n",
     )
 
 

@@ -48,6 +48,18 @@ tls:
   mode: none
   minimumtls: tls1.2
   clientcas: []
+  acme:
+    directory: letsencrypt
+    email: null
+    domains: []
+    challenge: http-01
+    responder: standalone
+    http_port: 80
+    tls_port: 443
+    eab_kid: null
+    ca_bundle: null
+    renew_days: null
+    auto: false
 auth:
   mode: none
   realm: null

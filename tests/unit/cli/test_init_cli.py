@@ -201,7 +201,7 @@ def test_questions_show_defaults_and_enter_takes_them(tmp_path: Path, tty: None)
         "Data: a Docker volume name, or a host directory (/srv/registry, ./data) [regctl-data]: \n"
         "Allow deleting images [y/N]: \n"
         "Runtime (auto, docker, process) [auto]: \n"
-        "TLS (none, selfsigned, files) [none]: \n"
+        "TLS (none, selfsigned, files, acme) [none]: \n"
         "Auth (none, htpasswd, token) [none]: \n" + written(tmp_path, DEFAULT_SUMMARY)
     )
     assert load_config(InstanceLayout(tmp_path)) == InstanceConfig()
@@ -210,7 +210,7 @@ def test_questions_show_defaults_and_enter_takes_them(tmp_path: Path, tty: None)
 def test_wrong_answers_are_asked_again(tmp_path: Path, tty: None) -> None:
     answers = [
         "my reg", "reg", "http://x", "reg.example.com", "70000", "5001", "x", "./data", "y", "podman", "docker",
-        "acme", "selfsigned", "", "",
+        "letsencrypt", "selfsigned", "", "",
     ]  # fmt: skip
     result = invoke("init", input="\n".join(answers) + "\n")
     assert result.exit_code == 0
@@ -232,9 +232,9 @@ def test_wrong_answers_are_asked_again(tmp_path: Path, tty: None) -> None:
         "Runtime (auto, docker, process) [auto]: podman\n"
         "Error: 'podman' is not one of 'auto', 'docker', 'process'.\n"
         "Runtime (auto, docker, process) [auto]: docker\n"
-        "TLS (none, selfsigned, files) [none]: acme\n"
-        "Error: 'acme' is not one of 'none', 'selfsigned', 'files'.\n"
-        "TLS (none, selfsigned, files) [none]: selfsigned\n"
+        "TLS (none, selfsigned, files, acme) [none]: letsencrypt\n"
+        "Error: 'letsencrypt' is not one of 'none', 'selfsigned', 'files', 'acme'.\n"
+        "TLS (none, selfsigned, files, acme) [none]: selfsigned\n"
         "Auth (none, htpasswd, token) [none]: \n"
         f"Wrote {tmp_path}/regctl.yaml\n"
         f"Wrote {tmp_path}/secrets/http-secret (mode 0600)\n"
@@ -383,8 +383,8 @@ def test_auth_without_tls_off_loopback_is_refused(tmp_path: Path) -> None:
         1,
         "Error: auth.mode htpasswd without TLS on registry.example.com, which is not a loopback host: passwords "
         "would cross the network in clear\n"
-        "Hint: turn TLS on (--tls selfsigned|files, tls.mode in regctl.yaml), or accept plain HTTP with --insecure "
-        "(auth.insecure: true)\n",
+        "Hint: turn TLS on (--tls selfsigned|files|acme, tls.mode in regctl.yaml), or accept plain HTTP with "
+        "--insecure (auth.insecure: true)\n",
     )
     assert list(tmp_path.iterdir()) == []
 
@@ -424,8 +424,8 @@ def test_force_keeps_a_valid_certificate_and_the_users(tmp_path: Path) -> None:
 
 
 def test_tls_and_auth_choices() -> None:
-    result = invoke("init", "--tls", "acme")
+    result = invoke("init", "--tls", "letsencrypt")
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-1] == (
-        "Error: Invalid value for '--tls': 'acme' is not one of 'none', 'selfsigned', 'files'."
+        "Error: Invalid value for '--tls': 'letsencrypt' is not one of 'none', 'selfsigned', 'files', 'acme'."
     )

@@ -35,7 +35,14 @@ class FakeRun:
         self.code = 0
         self.error: Exception | None = None
 
-    def __call__(self, config: ServerConfig, workers: int, *, on_listening: Callable[[str], None]) -> int:
+    def __call__(
+        self,
+        config: ServerConfig,
+        workers: int,
+        *,
+        on_listening: Callable[[str], None],
+        drop_privileges: Callable[[], None] | None,
+    ) -> int:
         self.calls.append((config, workers))
         if self.error is not None:
             raise self.error

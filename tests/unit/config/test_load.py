@@ -88,6 +88,7 @@ def test_stock_registry2_config_loads_as_is(write: Write) -> None:
         },
         "auth": {"htpasswd": None, "token": None},
         "tokenserver": None,
+        "acme": None,
     }
     assert warnings == ["health: not supported yet, ignored"]
 
@@ -373,7 +374,7 @@ def test_env_errors_name_the_variable(environ: dict[str, str], message: str, hin
             "version: 0.1\nstroage: {inmemory: {}}\n",
             "stroage: unknown key (did you mean storage?)",
             "valid keys at the top level: version, loglevel, log, storage, auth, middleware, reporting, http, "
-            "notifications, redis, health, catalog, proxy, compatibility, validation, policy, tokenserver",
+            "notifications, redis, health, catalog, proxy, compatibility, validation, policy, tokenserver, acme",
         ),
         (
             MINIMAL.replace("{rootdirectory: /data}", "{rootdirectory: /data}, delete: {enabled: maybe}"),
@@ -487,8 +488,10 @@ def test_env_errors_name_the_variable(environ: dict[str, str], message: str, hin
         ),
         (
             MINIMAL + "http: {tls: {letsencrypt: {email: a@example.com}}}\n",
-            "http.tls.letsencrypt: not supported yet by regctl",
-            "get the certificate with an ACME client and set http.tls",
+            "http.tls.letsencrypt: not supported: Distribution's Let's Encrypt client uses a challenge Let's Encrypt "
+            "turned off",
+            "set http.tls.certificate and http.tls.key, and add an acme section with auto: true (see acme in the "
+            "README)",
         ),
         (
             MINIMAL + "http: {tls: {certificate: /c.crt, key: /c.key, clientca: [/ca.pem]}}\n",

@@ -197,7 +197,8 @@ def test_install_trust_failures(instance: tuple[InstanceLayout, InstanceConfig],
         certs.install_trust(config, layout, tmp_path / "certs.d")
     assert (info.value.message, info.value.hint) == (
         f"no CA certificate in {layout.ca_certificate}",
-        "`regctl cert selfsigned` makes one; `regctl cert import` takes the top of the chain it is given",
+        "`regctl cert selfsigned` makes one; `regctl cert import` and `regctl cert issue` take the top of "
+        "the chain they install",
     )
     certs.issue_selfsigned(config, layout)
     blocker = pki.write(tmp_path / "file", "not a directory")

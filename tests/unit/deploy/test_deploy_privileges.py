@@ -188,7 +188,10 @@ def test_serve_run_as_switches_before_the_runner(tmp_path: Path, monkeypatch: py
         order.append(f"switch {user.name} {root}")
         return [Path(root or "")]
 
-    def fake_run(config: Any, workers: int, *, on_listening: Callable[[str], None]) -> int:
+    def fake_run(
+        config: Any, workers: int, *, on_listening: Callable[[str], None], drop_privileges: Callable[[], None]
+    ) -> int:
+        drop_privileges()  # the runner forks the certificate renewer first, then drops privileges
         order.append("run")
         return 0
 

@@ -116,7 +116,7 @@ def test_auth_without_tls_off_loopback_is_refused(tmp_path: Path) -> None:
     assert (info.value.message, info.value.hint) == (
         "auth.mode htpasswd without TLS on registry.test, which is not a loopback host: passwords would cross the "
         "network in clear",
-        "turn TLS on (--tls selfsigned|files, tls.mode in regctl.yaml), or accept plain HTTP with --insecure "
+        "turn TLS on (--tls selfsigned|files|acme, tls.mode in regctl.yaml), or accept plain HTTP with --insecure "
         "(auth.insecure: true)",
     )
     assert not layout.rendered.exists()

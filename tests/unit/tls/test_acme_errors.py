@@ -78,7 +78,7 @@ def test_refused_binding_points_at_the_eab_values() -> None:
                     "the account registration")
     assert error.message == ("the CA refused the account registration: unauthorized: external account binding JWS "
                              "verification error")
-    assert "--acme-eab-hmac-key" in (error.hint or "")
+    assert "--acme-eab-hmac-key-file" in (error.hint or "")
 
 
 def test_connection_hint_names_the_tls_port_for_tls_alpn() -> None:
