@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,7 @@ def read_password(from_stdin: bool) -> str:
     """The new password: stdin's first line with --password-stdin (`echo s3cret | regctl adduser alice
     --password-stdin`, as `docker login` takes it), else asked twice without echo."""
     if from_stdin:
-        text = click.get_text_stream("stdin").read()
+        text = sys.stdin.read()
         password = text.removesuffix("\n").removesuffix("\r")
         if "\n" in password:
             raise RegctlError("the password on stdin spans several lines", "give it as one line")

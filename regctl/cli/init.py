@@ -39,7 +39,7 @@ _OPTIONS = {
 
 def stdin_is_tty() -> bool:
     """Whether to ask questions; tests replace it to answer through CliRunner's input."""
-    return click.get_text_stream("stdin").isatty()
+    return sys.stdin.isatty()
 
 
 def _ask(key: str, text: str, default: Any) -> Any:

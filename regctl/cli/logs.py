@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -26,7 +27,7 @@ Examples:
 @click.pass_obj
 def logs(state: CliState, runtime: str | None, follow: bool, tail: int | None) -> None:
     """Print the registry server's log to stdout, as it wrote it (one access log line per request)."""
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer
     try:
         for chunk in open_runtime(state, runtime).logs(follow=follow, tail=tail):
             out.write(chunk)
