@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import configparser
+import multiprocessing
 import os
+import pwd
 import shlex
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pytest
@@ -121,10 +124,28 @@ def test_write_files(tmp_path: Path) -> None:
     assert [(p.read_text(), p.stat().st_mode & 0o777) for p in written] == [("[Unit]\n", 0o644), ("[Timer]\n", 0o644)]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def _refusal(directory: Path, answer: Connection) -> None:
+    if os.geteuid() == 0:  # root may write anywhere: try as nobody, as an operator without sudo would
+        nobody = pwd.getpwnam("nobody")
+        os.setgroups([])
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+    try:
+        timer.write_files(directory, [timer.TimerFile("a.timer", "")])
+    except RegctlError as exc:
+        answer.send(exc.message)
+    else:
+        answer.send(None)
+
+
 def test_write_files_without_permission(tmp_path: Path) -> None:
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    with pytest.raises(RegctlError) as info:
-        timer.write_files(locked, [timer.TimerFile("a.timer", "")])
-    assert info.value.message == f"cannot write {locked}/a.timer: permission denied"
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_refusal, args=(locked, send))
+    child.start()
+    child.join(30)
+    assert receive.poll(0), f"the writer exited with {child.exitcode} and said nothing"
+    assert receive.recv() == f"cannot write {locked}/a.timer: permission denied"
+    assert not (locked / "a.timer").exists()
