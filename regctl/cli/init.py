@@ -193,6 +193,8 @@ Examples:
   regctl init --tls acme --domain registry.example.com --email ops@example.com --yes
   regctl init --tls acme --domain registry.example.com --domain registry2.example.com \\
       --acme-responder registry --acme-auto --yes       # the server answers http-01 on :80 and renews itself
+  regctl init --tls acme --domain registry.example.com --port 443 --acme-challenge tls-alpn-01 \
+      --acme-responder registry --acme-auto --yes       # only 443 open: the registry answers on its own port
   regctl init --tls acme --domain registry.example.com --acme-directory https://ca.internal/acme/directory \\
       --acme-eab-kid KID --acme-eab-hmac-key-file hmac.txt --acme-ca-bundle ca.pem --yes
 """,
@@ -273,11 +275,16 @@ Examples:
 @click.option(
     "--acme-responder",
     type=click.Choice(["standalone", "registry"]),
-    help="--tls acme: who answers: regctl for the time of the order (standalone), or the registry's own "
-    "plain-HTTP listener on the http-01 port (registry; http-01 only). Default: standalone.",
+    help="--tls acme: who answers: regctl for the time of the order (standalone), or the registry itself while "
+    "it runs (registry): http-01 on its own plain-HTTP listener on the http-01 port, tls-alpn-01 on its own TLS "
+    "port (--acme-tls-port must then be --port). Default: standalone.",
 )
 @click.option("--acme-http-port", metavar="PORT", help="--tls acme: where http-01 is answered. Default: 80.")
-@click.option("--acme-tls-port", metavar="PORT", help="--tls acme: where tls-alpn-01 is answered. Default: 443.")
+@click.option(
+    "--acme-tls-port",
+    metavar="PORT",
+    help="--tls acme: where tls-alpn-01 is answered (with --acme-responder registry: --port). Default: 443.",
+)
 @click.option("--acme-eab-kid", metavar="KID", help="--tls acme: External Account Binding key id from the CA.")
 @click.option(
     "--acme-eab-hmac-key-file",

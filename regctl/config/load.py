@@ -736,12 +736,15 @@ def _acme(
     webroot_default = challenge == "http-01" and httpaddr is not None
     responder = acme.get("responder") or ("webroot" if webroot_default else "standalone")
     if responder == "webroot":
-        if challenge != "http-01":
-            raise checker.error((*path, "responder"), "tls-alpn-01 is answered by the standalone responder only",
-                                "set responder: standalone, or use challenge: http-01")
+        alpn = challenge == "tls-alpn-01"
         if not acme.get("challengedir"):
             raise checker.error((*path, "challengedir"), "required with responder webroot",
+                                "name the directory for challenge certificates (the TLS listener of http.addr "
+                                "answers from it)" if alpn else
                                 "name the directory for token files (the httpaddr listener serves it)")
+        if alpn and tls is None:
+            raise checker.error((*path, "responder"), "webroot answers tls-alpn-01 on the registry's TLS "
+                                "listener, and http.tls is not set", "add http.tls.certificate and http.tls.key")
     elif challenge == "http-01" and httpaddr is not None:
         raise checker.error((*path, "responder"), "standalone cannot answer HTTP-01 while httpaddr listens",
                             "use responder: webroot with a challengedir: the httpaddr listener then answers")

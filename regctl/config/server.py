@@ -112,21 +112,25 @@ class Acme(_Strict):
     """regctl's ACME section (not in Distribution): the CA that issues ``http.tls``'s certificate.
 
     ``httpaddr`` makes every worker serve HTTP-01 tokens from ``challengedir`` (``registry.acme_http``) and
-    redirect anything else to HTTPS; ``auto`` makes the server renew the certificate by itself
-    (``registry.renewer``). ``regctl cert renew`` reads the same settings.
+    redirect anything else to HTTPS; ``challenge: tls-alpn-01`` with ``responder: webroot`` makes the workers'
+    TLS listener answer TLS-ALPN-01 from ``challengedir`` (``registry.alpn``); ``auto`` makes the server renew
+    the certificate by itself (``registry.renewer``). ``regctl cert renew`` reads the same settings.
     """
 
     directory: str  # the directory URL (letsencrypt and letsencrypt-staging are resolved when loading)
     email: str | None = None
     domains: list[str]
     accountdir: str  # account key and registrations (regctl.tls.accounts)
-    challengedir: str | None = None  # webroot: token files, served on httpaddr
+    # webroot: HTTP-01 token files, served on httpaddr; TLS-ALPN-01 certificates in tls-alpn-01/, presented
+    # by the TLS listener of http.addr
+    challengedir: str | None = None
     httpaddr: str | None = None  # plain-HTTP listener of every worker, e.g. ":80"
     # The HTTPS port httpaddr redirects to; None: http.addr's. Differs behind a port mapping (a container).
     redirectport: int | None = None
     challenge: Literal["http-01", "tls-alpn-01"] = "http-01"
-    # webroot: token files in challengedir (HTTP-01 only); standalone: the renewer listens itself for the
-    # time of an order, on httpport (HTTP-01) or tlsport (TLS-ALPN-01), on every interface.
+    # webroot: files in challengedir the workers answer from (HTTP-01 on httpaddr, TLS-ALPN-01 on http.addr's
+    # TLS listener); standalone: the renewer listens itself for the time of an order, on httpport (HTTP-01)
+    # or tlsport (TLS-ALPN-01), on every interface.
     responder: Literal["webroot", "standalone"] = "standalone"
     # CAs validate on 80 and 443; other ports only behind a port mapping (a container) or for a test CA.
     httpport: int = 80
@@ -137,6 +141,11 @@ class Acme(_Strict):
     renewdays: int | None = None  # None: when a third of the lifetime is left, or the CA's renewal window
     auto: bool = False
     checkinterval: int = 43200  # seconds between checks in auto mode
+
+    @property
+    def answers_tls_alpn(self) -> bool:
+        """Whether the workers' TLS listener answers TLS-ALPN-01 (from ``challengedir``/tls-alpn-01)."""
+        return self.challenge == "tls-alpn-01" and self.responder == "webroot" and self.challengedir is not None
 
 
 class ServerConfig(_Strict):
@@ -159,8 +168,8 @@ class ServerConfig(_Strict):
             paths.append(self.auth.token.rootcertbundle)
         if self.tokenserver is not None:
             paths += [self.tokenserver.key, self.tokenserver.htpasswd]
-        # The workers serve token files from challengedir; the renewer (auto) runs before the privilege drop.
-        if self.acme is not None and self.acme.httpaddr and self.acme.challengedir:
+        # The workers answer from challengedir; the renewer (auto) runs before the privilege drop.
+        if self.acme is not None and self.acme.challengedir and (self.acme.httpaddr or self.acme.answers_tls_alpn):
             paths.append(self.acme.challengedir)
         return paths
 

@@ -75,9 +75,10 @@ def write_eab_hmac(layout: InstanceLayout, key: str) -> None:
 
 # -- what regctl.tls gets -------------------------------------------------------------------------------------
 def acme_settings(config: InstanceConfig, layout: InstanceLayout, *, registry_answers: bool) -> AcmeSettings:
-    """tls.acme as AcmeSettings. responder registry: token files in certs/acme-challenge/ for the registry's
-    listener when ``registry_answers`` (it runs), else regctl answers on the same port itself: the first
-    certificate comes before the first `regctl up`, which needs it."""
+    """tls.acme as AcmeSettings. responder registry: files in certs/acme-challenge/ the running registry
+    answers from when ``registry_answers`` (http-01 tokens for its plain-HTTP listener, tls-alpn-01
+    certificates for its own TLS port), else regctl answers on the same port itself: the first certificate
+    comes before the first `regctl up`, which needs it."""
     from regctl.tls.acme_client import AcmeSettings, directory_url
 
     acme = config.tls.acme
@@ -109,7 +110,7 @@ def managed_certificate(
     config: InstanceConfig, layout: InstanceLayout, *, registry_answers: bool | None = None
 ) -> ManagedCertificate:
     """The instance's certificate as regctl.tls.renewal manages it (``registry_answers``: whether the
-    registry's listener answers http-01; None: whether its server runs now)."""
+    running registry answers the challenge; None: whether its server runs now)."""
     from regctl.tls.renewal import ManagedCertificate
 
     if registry_answers is None:

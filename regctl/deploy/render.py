@@ -239,9 +239,10 @@ def acme_domains(config: InstanceConfig) -> list[str]:
 
 
 def _acme(config: InstanceConfig, layout: InstanceLayout, target: Target, certs: str) -> dict[str, Any]:
-    """The server's ``acme`` section (regctl's extension) for tls.mode acme. responder registry: its plain-HTTP
-    listener (``httpaddr``) serves http-01 tokens from ``challengedir``, where `regctl cert issue` and
-    `cert renew` write them. auto: it also renews by itself, with the account in ``accountdir``."""
+    """The server's ``acme`` section (regctl's extension) for tls.mode acme. responder registry: the server
+    answers from ``challengedir``, where `regctl cert issue` and `cert renew` write: http-01 tokens on its
+    plain-HTTP listener (``httpaddr``), tls-alpn-01 certificates on its own TLS port. auto: it also renews by
+    itself, with the account in ``accountdir``."""
     acme = config.tls.acme
     container = target == "container"
     section: dict[str, Any] = {"directory": acme.directory}
@@ -252,6 +253,7 @@ def _acme(config: InstanceConfig, layout: InstanceLayout, target: Target, certs:
     section["responder"] = "webroot" if acme.responder == "registry" else "standalone"
     if acme.responder == "registry":
         section["challengedir"] = f"{certs}/acme-challenge"
+    if acme.responder == "registry" and acme.challenge == "http-01":
         section["httpaddr"] = f":{CONTAINER_ACME_HTTP_PORT}" if container else _host_port(config.bind, acme.http_port)
         if container:  # the redirect to HTTPS names the published port, not the container's
             section["redirectport"] = config.port
@@ -380,13 +382,14 @@ def secret_mounts(config: InstanceConfig, layout: InstanceLayout) -> list[Mount]
 def published_ports(config: InstanceConfig) -> list[tuple[str, int, int]]:
     """(host address, host port, container port) the container publishes: the registry's port, and the
     challenge port the server answers on itself in tls.mode acme (http-01 with its own listener, or either
-    challenge when it renews by itself)."""
+    challenge when it renews by itself as standalone responder). tls-alpn-01 answered by the registry needs
+    none: it arrives on the registry's own port."""
     ports = [(config.bind, config.port, CONTAINER_PORT)]
     if config.tls.mode == "acme":
         acme = config.tls.acme
-        if acme.responder == "registry" or (acme.auto and acme.challenge == "http-01"):
+        if acme.challenge == "http-01" and (acme.responder == "registry" or acme.auto):
             ports.append((config.bind, acme.http_port, CONTAINER_ACME_HTTP_PORT))
-        if acme.auto and acme.challenge == "tls-alpn-01":
+        if acme.challenge == "tls-alpn-01" and acme.responder == "standalone" and acme.auto:
             ports.append((config.bind, acme.tls_port, CONTAINER_ACME_TLS_PORT))
     return ports
 

@@ -5,7 +5,8 @@ stays root: it can read a 0600 account key and replace root-owned certificate fi
 It talks to the master over one socket pair:
 
 - once every worker listens, the master sends one byte; the first check waits for it, because the
-  workers' challenge listener (``registry.acme_http``) serves the webroot responder's tokens;
+  workers answer the webroot responder's challenges (HTTP-01 tokens on ``registry.acme_http``, TLS-ALPN-01
+  certificates on their TLS listener, ``registry.alpn``);
 - the master closing its end (stopping, or dying) tells the renewer to stop.
 
 Each check runs in a child process: :func:`regctl.tls.renewal.renew` under the :class:`RenewalLock` in

@@ -18,10 +18,13 @@ writable by USER (see :func:`ownership_plan`), then switches to USER before any 
 runs as root, so the seed's ``-v $(pwd)/data:/var/lib/registry`` hands it a root-owned directory.
 
 With ``acme.httpaddr`` every worker also serves plain HTTP there (``registry.acme_http``: ACME HTTP-01
-tokens, and a redirect to HTTPS), on a port the master reserves the same way. With ``acme.auto`` the master
-forks a certificate renewer (``registry.renewer``) before switching users, so the renewer keeps root's rights
-to the account key and the certificate files; it signals SIGHUP after a renewal. The renewer exiting is
-logged and leaves the registry serving.
+tokens, and a redirect to HTTPS), on a port the master reserves the same way. With ``acme.challenge:
+tls-alpn-01`` and ``responder: webroot`` the workers' TLS listener answers TLS-ALPN-01 itself
+(``registry.alpn.AcmeTLSSite`` instead of ``web.SockSite``), so a renewal needs no port of its own.
+
+With ``acme.auto`` the master forks a certificate renewer (``registry.renewer``) before switching users, so
+the renewer keeps root's rights to the account key and the certificate files; it signals SIGHUP after a
+renewal. The renewer exiting is logged and leaves the registry serving.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from aiohttp import web
 from regctl.config.server import Log, ServerConfig, parse_addr
 from regctl.errors import RegctlError
 from regctl.registry.acme_http import create_challenge_app
+from regctl.registry.alpn import CHALLENGE_SUBDIR, AcmeTLSSite
 from regctl.registry.renewer import Renewer
 from regctl.registry.tls import ServerTLS
 
@@ -275,8 +279,16 @@ async def _serve(
         await each.setup()
     watcher = asyncio.create_task(tls.watch()) if tls is not None else None
     try:
-        ssl_context = tls.context if tls is not None else None
-        await web.SockSite(runner, sock, backlog=socket.SOMAXCONN, ssl_context=ssl_context).start()
+        site: web.BaseSite
+        if tls is not None and config.acme is not None and config.acme.answers_tls_alpn:
+            assert config.acme.challengedir is not None
+            challenges = Path(config.acme.challengedir) / CHALLENGE_SUBDIR
+            site = AcmeTLSSite(runner, sock, backlog=socket.SOMAXCONN, ssl_context=tls.context,
+                               challenge_dir=challenges)
+        else:
+            ssl_context = tls.context if tls is not None else None
+            site = web.SockSite(runner, sock, backlog=socket.SOMAXCONN, ssl_context=ssl_context)
+        await site.start()
         if challenge_sock is not None:
             await web.SockSite(runners[1], challenge_sock, backlog=socket.SOMAXCONN).start()
         status.send(("ready",))

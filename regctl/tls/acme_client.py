@@ -47,6 +47,7 @@ _ERROR_PREFIX = "urn:ietf:params:acme:error:"
 # Each HTTP request to the CA; the whole order is bounded by AcmeSettings.timeout.
 _REQUEST_TIMEOUT = 30
 _REGISTRATION = "the account registration"
+_UNRESOLVED = ("could not resolve", "NXDOMAIN", "no valid A records", "No valid IP addresses")
 
 
 def directory_url(name_or_url: str) -> str:
@@ -66,8 +67,8 @@ class AcmeSettings:
     email: str | None = None
     challenge: Challenge = "http-01"
     # standalone: regctl answers itself while the order runs (HTTP-01 on http_port, TLS-ALPN-01 on tls_port,
-    # bound to bind, "" = every interface). webroot: HTTP-01 token files in challenge_dir, served by the
-    # registry's own challenge listener.
+    # bound to bind, "" = every interface). webroot: files in challenge_dir the running registry answers
+    # from: HTTP-01 tokens for its challenge listener, TLS-ALPN-01 certificates for its own TLS listener.
     responder: Responder = "standalone"
     http_port: int = 80
     tls_port: int = 443
@@ -98,6 +99,9 @@ def _where(bind: str, port: int) -> str:
 
 def _reach(settings: AcmeSettings) -> str:
     """Where the CA's validation must arrive, for hints."""
+    if settings.challenge == "tls-alpn-01" and settings.responder == "webroot":
+        return ("the CA checks TLS-ALPN-01 on port 443 of the domain, which must reach the registry's own TLS port "
+                f"(it answers from {settings.challenge_dir})")
     if settings.challenge == "tls-alpn-01":
         return f"the CA checks TLS-ALPN-01 on port 443 of the domain, which must reach port {settings.tls_port} here"
     if settings.responder == "webroot":
@@ -181,7 +185,9 @@ def _validation_error(error: acme_errors.ValidationError, settings: AcmeSettings
         failed = [c for c in authzr.body.challenges if c.error is not None]
         for chall in failed:
             parts.append(f"{domain} ({chall.chall.typ}): {describe_problem(chall.error)}")
-            codes.append(chall.error.code)
+            # Some CAs (pebble) report a name without addresses as a connection problem.
+            unresolved = any(word in str(chall.error.detail or "") for word in _UNRESOLVED)
+            codes.append("dns" if unresolved else chall.error.code)
         if not failed:
             parts.append(f"{domain}: authorization {authzr.body.status}")
     return AcmeError("the CA could not validate " + "; ".join(parts), _first_hint(codes, settings))
@@ -225,13 +231,10 @@ def _step(settings: AcmeSettings, doing: str) -> Iterator[None]:
 
 
 def _check(settings: AcmeSettings) -> None:
-    if settings.responder == "webroot":
-        if settings.challenge != "http-01":
-            raise AcmeError(f"the webroot responder answers http-01 only, not {settings.challenge}",
-                            "use the standalone responder for tls-alpn-01")
-        if settings.challenge_dir is None:
-            raise AcmeError("the webroot responder needs a challenge directory",
-                            "set the directory the registry's challenge listener serves")
+    if settings.responder == "webroot" and settings.challenge_dir is None:
+        listener = "TLS listener answers from" if settings.challenge == "tls-alpn-01" else "challenge listener serves"
+        raise AcmeError("the webroot responder needs a challenge directory",
+                        f"set the directory the registry's {listener}")
     if bool(settings.eab_kid) != bool(settings.eab_hmac_key):
         raise AcmeError("External Account Binding needs both the key id and the HMAC key",
                         "pass --acme-eab-kid and --acme-eab-hmac-key-file together")
@@ -329,10 +332,16 @@ def _responder(settings: AcmeSettings, key: jose.JWK, pending: list[tuple[str, m
                progress: Callable[[str], None]) -> Iterator[None]:
     """Makes the answers for ``pending`` [(domain, challenge)] reachable for the duration of the block."""
     if settings.challenge == "tls-alpn-01":
-        certs = {domain: challenges.tls_alpn01_certificate(domain, challb.chall.key_authorization(key))
+        certs = {domain.lower(): challenges.tls_alpn01_certificate(domain, challb.chall.key_authorization(key))
                  for domain, challb in pending}
-        where, what = _where(settings.bind, settings.tls_port), "TLS-ALPN-01"
-        serve = challenges.tls_alpn01_standalone(settings.bind, settings.tls_port, certs)
+        what = "TLS-ALPN-01"
+        if settings.responder == "webroot":
+            assert settings.challenge_dir is not None  # _check
+            where = str(settings.challenge_dir)
+            serve = challenges.tls_alpn01_webroot(settings.challenge_dir, certs)
+        else:
+            where = _where(settings.bind, settings.tls_port)
+            serve = challenges.tls_alpn01_standalone(settings.bind, settings.tls_port, certs)
     else:
         resources = {}
         for _, challb in pending:
@@ -361,14 +370,15 @@ def _responder_error(settings: AcmeSettings, what: str, where: str, error: OSErr
     if settings.responder == "webroot":
         return AcmeError(f"cannot write the {what} challenge file in {where}: {reason}",
                          "the challenge directory must be writable by this user")
-    port = settings.tls_port if what == "TLS-ALPN-01" else settings.http_port
+    alpn = what == "TLS-ALPN-01"
+    port = settings.tls_port if alpn else settings.http_port
+    listener = "TLS listener" if alpn else "challenge listener"
     if error.errno in (errno.EACCES, errno.EPERM):
         hint = (f"ports below 1024 need root (or CAP_NET_BIND_SERVICE): run as root, choose another port than "
-                f"{port} and forward {443 if what == 'TLS-ALPN-01' else 80} to it, or use the registry's own "
-                "challenge listener (webroot)")
+                f"{port} and forward {443 if alpn else 80} to it, or use the registry's own {listener} (webroot)")
     elif error.errno == errno.EADDRINUSE:
         hint = (f"another program listens on {port} (the registry itself?): stop it for the order, or let the "
-                "registry answer through its own challenge listener (webroot)")
+                f"registry answer through its own {listener} (webroot)")
     else:
         hint = None
     return AcmeError(f"cannot listen on {where} for the {what} challenge: {reason}", hint)

@@ -1,5 +1,6 @@
 """Answering ACME challenges: HTTP-01 (a built-in responder, or token files for the registry's own listener)
-and TLS-ALPN-01 (RFC 8737), which the ``acme`` library no longer implements.
+and TLS-ALPN-01 (RFC 8737), which the ``acme`` library no longer implements (a built-in responder, or
+certificate files for the registry's own TLS listener, ``registry.alpn``).
 
 Responders are context managers that listen only while the order is validated. They raise ``OSError`` when
 the port cannot be bound; :mod:`regctl.tls.acme_client` turns that into the operator's message.
@@ -12,6 +13,8 @@ import datetime
 import hashlib
 import http.server
 import logging
+import os
+import re
 import socket
 import socketserver
 import ssl
@@ -36,6 +39,10 @@ ALPN_PROTOCOL = "acme-tls/1"
 ACME_IDENTIFIER_OID = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.31")
 TOKEN_FILE_MODE = 0o644
 CHALLENGE_DIR_MODE = 0o755
+# Under the challenge directory: <domain>.pem for the registry's TLS listener (registry.alpn.CHALLENGE_SUBDIR).
+TLS_ALPN01_DIR = "tls-alpn-01"
+# A DNS name, as a TLS-ALPN-01 certificate file is named after it.
+_DOMAIN_RE = re.compile(r"(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
 _HANDSHAKE_TIMEOUT = 10.0
 
 
@@ -127,13 +134,20 @@ def http01_standalone(bind: str, port: int, resources: Mapping[str, str]) -> Ite
         yield
 
 
+def _make_dir(directory: Path) -> bool:
+    """``directory`` made 0755 (readable by the server's user whatever the umask) if missing; whether it was."""
+    if directory.is_dir():
+        return False
+    directory.mkdir(mode=CHALLENGE_DIR_MODE, parents=True)
+    directory.chmod(CHALLENGE_DIR_MODE)
+    return True
+
+
 @contextlib.contextmanager
 def webroot(challenge_dir: Path, resources: Mapping[str, str]) -> Iterator[None]:
     """Write each of ``resources`` ({``/.well-known/acme-challenge/<token>``: body}) to ``challenge_dir/<token>``
     (0644; the directory made 0755 if missing) for the registry's listener to serve; removed afterwards."""
-    if not challenge_dir.is_dir():
-        challenge_dir.mkdir(mode=CHALLENGE_DIR_MODE, parents=True)
-        challenge_dir.chmod(CHALLENGE_DIR_MODE)  # readable by the server's user whatever the umask
+    _make_dir(challenge_dir)
     written: list[Path] = []
     try:
         for path, body in resources.items():
@@ -150,6 +164,51 @@ def webroot(challenge_dir: Path, resources: Mapping[str, str]) -> Iterator[None]
     finally:
         for target in written:
             target.unlink(missing_ok=True)
+
+
+def tls_alpn01_path(challenge_dir: Path, domain: str) -> Path:
+    """Where the registry's TLS listener looks for ``domain``'s TLS-ALPN-01 certificate and key (one PEM file).
+    ValueError when ``domain`` is not a lower-case DNS name (it names a file)."""
+    if not _DOMAIN_RE.fullmatch(domain):
+        raise ValueError(f"not a domain name for a TLS-ALPN-01 challenge file: {domain!r}")
+    return challenge_dir / TLS_ALPN01_DIR / f"{domain}.pem"
+
+
+@contextlib.contextmanager
+def tls_alpn01_webroot(challenge_dir: Path, certs: Mapping[str, tuple[str, str]]) -> Iterator[None]:
+    """Write ``certs[domain]`` ((cert PEM, key PEM), see :func:`tls_alpn01_certificate`) to
+    ``challenge_dir/tls-alpn-01/<domain>.pem`` (:func:`tls_alpn01_path`) for the registry's own TLS listener
+    (``registry.alpn``) to present; removed afterwards, with the ``tls-alpn-01`` directory if this made it.
+
+    Each file is written in full under a temporary name, then renamed, so the listener never reads half of
+    one. Mode 0644, directories 0755 as :func:`webroot`: the server may run as another user, and the key is
+    made for this one challenge (it proves nothing once the order is done)."""
+    paths = {domain: tls_alpn01_path(challenge_dir, domain) for domain in certs}  # ValueError before writing
+    subdir = challenge_dir / TLS_ALPN01_DIR
+    _make_dir(challenge_dir)
+    made = _make_dir(subdir)
+    written: list[Path] = []
+    try:
+        for domain, (cert_pem, key_pem) in certs.items():
+            target = paths[domain]
+            temp = target.with_name(f".{target.name}.tmp")
+            temp.unlink(missing_ok=True)
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, TOKEN_FILE_MODE)
+            try:
+                with os.fdopen(fd, "w", encoding="ascii") as stream:
+                    os.fchmod(fd, TOKEN_FILE_MODE)  # whatever the umask
+                    stream.write(cert_pem + key_pem)
+                written.append(target)
+                os.replace(temp, target)
+            finally:
+                temp.unlink(missing_ok=True)
+        yield
+    finally:
+        for target in written:
+            target.unlink(missing_ok=True)
+        if made:
+            with contextlib.suppress(OSError):  # not empty: someone else's files
+                subdir.rmdir()
 
 
 def tls_alpn01_certificate(domain: str, key_authorization: str) -> tuple[str, str]:

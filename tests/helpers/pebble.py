@@ -13,6 +13,7 @@ listener uses a certificate from a CA of ours, :attr:`Pebble.ca_bundle` (what ``
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -22,7 +23,7 @@ import ssl
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Self
 
@@ -194,6 +195,23 @@ class Pebble:
 
     def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
         return _tail(self.log_path, lines)
+
+    @contextlib.contextmanager
+    def resolving_nothing(self) -> Iterator[None]:
+        """For the block, names resolve to no address at all (challtestsrv's default answer is emptied)."""
+        family = "ipv6" if ":" in self.address else "ipv4"
+        self._manage(f"/set-default-{family}", {"ip": ""})
+        try:
+            yield
+        finally:
+            self._manage(f"/set-default-{family}", {"ip": self.address})
+
+    def _manage(self, path: str, body: dict[str, str]) -> None:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.challtestsrv_port}{path}", data=json.dumps(body).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            response.read()
 
     def _get(self, url: str) -> bytes:
         with urllib.request.urlopen(url, context=self._context, timeout=5) as response:

@@ -9,6 +9,7 @@ the chain and the name exactly as against a public registry: skopeo with pebble'
 from __future__ import annotations
 
 import http.client
+import itertools
 import os
 import socket
 import ssl
@@ -18,8 +19,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -86,6 +88,43 @@ class AcmeInstance:
         while self.served(root_pem).serial_number != serial:
             assert time.monotonic() < deadline, "the registry still serves the old certificate"
             time.sleep(0.1)
+
+
+@dataclass
+class Tally:
+    done: list[int] = field(default_factory=list)  # HTTP status of every request that completed
+    failures: list[str] = field(default_factory=list)
+
+    def wait_for_more(self, count: int = 20) -> None:
+        seen = len(self.done)
+        while len(self.done) < seen + count:
+            time.sleep(0.05)
+
+
+@contextmanager
+def clients(request: Callable[[], int], threads: int = 4) -> Iterator[Tally]:
+    """``threads`` clients calling ``request`` (which returns an HTTP status) in a loop for the block, which
+    starts once 20 requests are through; every exception is a failure."""
+    stop = threading.Event()
+    tally = Tally()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                tally.done.append(request())
+            except (OSError, urllib.error.URLError, IndexError, ValueError) as exc:
+                tally.failures.append(f"{type(exc).__name__}: {exc}")
+
+    workers = [threading.Thread(target=loop) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    try:
+        tally.wait_for_more()
+        yield tally
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
 
 
 def _instance(tmp_path: Path, pebble: Pebble) -> AcmeInstance:
@@ -180,40 +219,22 @@ def test_forced_renewal_drops_no_request(
         urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=str(pebble_root))),
     )
     base = f"https://{DOMAIN}:{served.port}/v2/{REPO}"
-    urls = [(f"{base}/manifests/pulled", OCI_MANIFEST)]
-    urls += [(f"{base}/blobs/{digest}", "*/*") for digest in sample_images.oci.blobs]
-    stop = threading.Event()
-    done: list[int] = []
-    failures: list[str] = []
+    urls = itertools.cycle([(f"{base}/manifests/pulled", OCI_MANIFEST)]
+                           + [(f"{base}/blobs/{digest}", "*/*") for digest in sample_images.oci.blobs])
 
-    def pull() -> None:
-        while not stop.is_set():
-            for url, accept in urls:  # a new connection, so a new handshake, for every request
-                try:
-                    with opener.open(urllib.request.Request(url, headers={"Accept": accept}), timeout=10) as resp:
-                        resp.read()
-                        done.append(resp.status)
-                except (OSError, urllib.error.URLError) as exc:
-                    failures.append(f"{url}: {exc}")
+    def pull() -> int:  # a new connection, so a new handshake, for every request
+        url, accept = next(urls)
+        with opener.open(urllib.request.Request(url, headers={"Accept": accept}), timeout=10) as resp:
+            resp.read()
+            return resp.status
 
-    threads = [threading.Thread(target=pull) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    try:
-        while len(done) < 20:  # pulling is under way before the renewal starts
-            time.sleep(0.05)
+    with clients(pull) as tally:  # pulling is under way before the renewal starts
         result = served("cert", "renew", "--force")
         new = served.installed()
         served.wait_served(pebble_root, new.serial_number)
-        seen = len(done)
-        while len(done) < seen + 20:  # and goes on over the new certificate
-            time.sleep(0.05)
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
-    assert failures == []
-    assert set(done) == {200}
+        tally.wait_for_more()  # and goes on over the new certificate
+    assert tally.failures == []
+    assert set(tally.done) == {200}
     said = text(result)
     assert "registry     renewed " in said, said
     assert "Sent SIGHUP to the server (pid " in said, said
@@ -292,3 +313,44 @@ def test_the_registry_answers_http01(pebble_factory: PebbleFactory, tmp_path: Pa
     finally:
         instance("down", check=False)
         ca.close()
+
+
+# -- only 443 open: the registry's own TLS port answers tls-alpn-01 --------------------------------------------------
+def test_the_registry_answers_tls_alpn01_on_its_own_port(pebble_factory: PebbleFactory, tmp_path: Path) -> None:
+    port = free_port()
+    ca = pebble_factory(tls_port=port)  # pebble validates TLS-ALPN-01 on the registry's port itself
+    instance = AcmeInstance(tmp_path, port, ca)
+    first = text(instance.init("--acme-challenge", "tls-alpn-01", "--acme-responder", "registry",
+                               "--acme-tls-port", str(port)))
+    assert f"answering tls-alpn-01 for {DOMAIN} on :{port}" in first, first  # not running yet: regctl answers
+    instance("up")
+    root = ca.write_root(tmp_path / "root.pem")
+    context = ssl.create_default_context(cafile=str(root))
+
+    def get() -> int:  # a new connection, so a new handshake, for every request
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname=DOMAIN) as tls,
+        ):
+            tls.sendall(f"GET /v2/ HTTP/1.1\r\nHost: {DOMAIN}:{port}\r\nConnection: close\r\n\r\n".encode())
+            return int(tls.recv(65536).split()[1])
+
+    challenges = tmp_path / "certs" / "acme-challenge"
+    try:
+        with clients(get) as tally:
+            before = instance.installed()
+            renewed = text(instance("cert", "renew", "--force"))
+            assert f"answering tls-alpn-01 for {DOMAIN} on {challenges}" in renewed, renewed  # the registry answered
+            assert "registry     renewed " in renewed, renewed
+            new = instance.installed()
+            instance.wait_served(root, new.serial_number)
+            tally.wait_for_more()  # and goes on over the new certificate
+    finally:
+        instance("down", check=False)
+        ca.close()
+    assert tally.failures == []
+    assert set(tally.done) == {200}
+    assert new.serial_number != before.serial_number
+    assert list(challenges.rglob("*.pem")) == []
+    log = (tmp_path / "run" / "regctl.log").read_text()
+    assert 'msg="tls-alpn-01 challenge answered"' in log

@@ -142,6 +142,15 @@ def test_nothing_answering_the_challenge_is_a_connection_error(pebble: Pebble, t
     assert list(challenge_dir.iterdir()) == []
 
 
+def test_domain_that_does_not_resolve_says_so(pebble: Pebble, tmp_path: Path) -> None:
+    with pebble.resolving_nothing(), pytest.raises(AcmeError) as caught:
+        issue(settings(pebble), AccountStore(tmp_path / "acme"), [f"nowhere.{DOMAIN}"])
+    error = caught.value
+    assert error.message.startswith(f"the CA could not validate nowhere.{DOMAIN} (http-01): ")
+    assert "could not resolve" in error.message
+    assert error.hint == "the domain must resolve in public DNS (A/AAAA records) to this machine's address"
+
+
 def test_standalone_port_taken_is_a_clear_error(pebble: Pebble, tmp_path: Path) -> None:
     with socket.create_server(("127.0.0.1", pebble.http_port)), pytest.raises(AcmeError) as caught:
         issue(settings(pebble), AccountStore(tmp_path / "acme"), [DOMAIN])

@@ -1,8 +1,10 @@
-"""``regctl serve`` with an ``acme`` section, against a real Pebble (``helpers.pebble``) with real HTTP-01.
+"""``regctl serve`` with an ``acme`` section, against a real Pebble (``helpers.pebble``) with real validation.
 
 Pebble's DNS resolves every name to 127.0.0.1 and it fetches HTTP-01 tokens from ``127.0.0.1:<http_port>``,
 which is where the registry's own challenge listener (``acme.httpaddr``) listens. So the challenge answered
-is the registry's: the webroot responder writes the token file, and a worker serves it.
+is the registry's: the webroot responder writes the token file, and a worker serves it. For TLS-ALPN-01
+Pebble's ``tls_port`` is the registry's own port: the workers' TLS listener presents the challenge
+certificate the webroot responder wrote, next to the clients it serves.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from helpers.certs import cert_pem, issue, make_ca
-from helpers.pebble import Pebble
+from helpers.pebble import Pebble, PebbleFactory
 from helpers.servers import REPO_ROOT, RegistryFactory, RegistryProcess, free_port
 
 from regctl.tls.accounts import AccountStore
@@ -199,6 +201,23 @@ def wait_renewed(loop: Loop, server: RegistryProcess, intermediate: x509.Certifi
         time.sleep(0.05)
 
 
+def renewed_under_load(
+    server: RegistryProcess, context: ssl.SSLContext, first_ca: x509.Certificate, intermediate: x509.Certificate
+) -> None:
+    """Start ``server`` under a client loop and wait until it serves pebble's certificate on both workers: no
+    request failed, and the loop saw the first CA's certificate before pebble's."""
+    with Loop(server.port, context) as loop:
+        server.start()
+        wait_renewed(loop, server, intermediate)
+        renewed_at = len(loop.results)
+        while len(loop.results) < renewed_at + 20:  # both workers keep serving the new one
+            time.sleep(0.05)
+    assert loop.failures == []
+    assert {status for status, _ in loop.results} == {200}
+    assert loop.results[0][1].issuer == first_ca.subject  # what was served before the renewal
+    assert {leaf.issuer for _, leaf in loop.results[-10:]} == {intermediate.subject}
+
+
 # How the renewer answers: through the workers' listener, or on its own for the time of the order.
 ANSWERS = {
     "webroot": lambda pebble: {},
@@ -221,17 +240,7 @@ def test_auto_renews_a_due_certificate_while_clients_keep_going(
     })
     context = ssl.create_default_context(cadata=cert_pem(first_ca).decode() + pebble.root_pem())
     intermediate = x509.load_pem_x509_certificate(pebble.intermediate_pem().encode())
-    with Loop(server.port, context) as loop:
-        server.start()
-        wait_renewed(loop, server, intermediate)
-        renewed_at = len(loop.results)
-        while len(loop.results) < renewed_at + 20:  # both workers keep serving the new one
-            time.sleep(0.05)
-
-    assert loop.failures == []
-    assert {status for status, _ in loop.results} == {200}
-    assert loop.results[0][1].issuer == first_ca.subject  # what was served before the renewal
-    assert {leaf.issuer for _, leaf in loop.results[-10:]} == {intermediate.subject}
+    renewed_under_load(server, context, first_ca, intermediate)
     assert x509.load_pem_x509_certificates(cert.read_bytes())[1].subject == intermediate.subject  # full chain
     assert key.stat().st_mode & 0o777 == 0o640  # the operator's mode is kept
     log = server.log_text()
@@ -249,6 +258,61 @@ def test_auto_renews_a_due_certificate_while_clients_keep_going(
         assert time.monotonic() < deadline, server.log_tail(second_run)
         time.sleep(0.1)
     assert served_chain(server.port, context)[1] == served
+
+
+# -- TLS-ALPN-01 answered by the registry's own TLS listener ----------------------------------------------------
+def test_the_registrys_tls_port_answers_tls_alpn01_while_clients_keep_going(
+    pebble_factory: PebbleFactory, factory: RegistryFactory, tmp_path: Path
+) -> None:
+    """Only the registry's port is open: pebble validates TLS-ALPN-01 against that very port, where the
+    workers keep serving clients, and the renewal needs neither a port of its own nor a restart."""
+    port = free_port()
+    ca = pebble_factory(tls_port=port)
+    try:
+        cert, key, first_ca = first_certificate(tmp_path)
+        server = factory.create("regctl", log_level="info", port=port, extra={
+            "http": {"tls": {"certificate": str(cert), "key": str(key)}},
+            "acme": acme_section(ca, tmp_path, auto=True, renewdays=2, httpaddr=None, challenge="tls-alpn-01",
+                                 responder="webroot", tlsport=port),
+        })
+        context = ssl.create_default_context(cadata=cert_pem(first_ca).decode() + ca.root_pem())
+        intermediate = x509.load_pem_x509_certificate(ca.intermediate_pem().encode())
+        renewed_under_load(server, context, first_ca, intermediate)
+        log = server.log_text()
+        assert 'msg="tls-alpn-01 challenge answered" ' in log and f"server_name={DOMAIN}" in log
+        assert "msg=\"certificate renewed\"" in log and "certificate renewal failed" not in log
+        assert list((tmp_path / "challenges").rglob("*.pem")) == []  # the responder removed its files
+        assert server.stop() == 0
+    finally:
+        ca.close()
+
+
+def test_a_webroot_order_answered_by_the_registrys_tls_port(
+    pebble_factory: PebbleFactory, factory: RegistryFactory, tmp_path: Path
+) -> None:
+    """What `regctl cert renew` does while the registry runs: the order's files, the registry's handshake."""
+    port = free_port()
+    ca = pebble_factory(tls_port=port)
+    try:
+        cert, key, first_ca = first_certificate(tmp_path)
+        factory.start("regctl", log_level="info", port=port, extra={
+            "http": {"tls": {"certificate": str(cert), "key": str(key)}},
+            "acme": acme_section(ca, tmp_path, httpaddr=None, challenge="tls-alpn-01", responder="webroot"),
+        })
+        challenges = tmp_path / "challenges"
+        settings = AcmeSettings(directory=ca.directory_url, challenge="tls-alpn-01", responder="webroot",
+                                challenge_dir=challenges, ca_bundle=ca.ca_bundle)
+        steps: list[str] = []
+        issued = acme_issue(settings, AccountStore(tmp_path / "acme"), [DOMAIN], steps.append)
+        leaf = x509.load_pem_x509_certificate(issued.fullchain_pem.encode())
+        assert leaf.issuer == x509.load_pem_x509_certificate(ca.intermediate_pem().encode()).subject
+        assert f"answering tls-alpn-01 for {DOMAIN} on {challenges}" in steps
+        assert list(challenges.iterdir()) == []  # the files, and the tls-alpn-01 directory the order made
+        # Meanwhile, normal clients got the registry's own certificate, as always.
+        context = ssl.create_default_context(cadata=cert_pem(first_ca).decode())
+        assert served_chain(port, context) == (200, x509.load_pem_x509_certificates(cert.read_bytes())[0])
+    finally:
+        ca.close()
 
 
 class RunAsNobody(RegistryProcess):

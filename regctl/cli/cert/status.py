@@ -64,7 +64,12 @@ def status(state: CliState, as_json: bool) -> None:
 def _acme_rows(acme: dict[str, Any] | None) -> list[tuple[str, str]]:
     if acme is None:
         return []
-    answered = "regctl, for the time of the order" if acme["responder"] == "standalone" else "the registry's listener"
+    if acme["responder"] == "standalone":
+        answered = "regctl, for the time of the order"
+    elif acme["challenge"] == "tls-alpn-01":
+        answered = "the registry's own TLS port"
+    else:
+        answered = "the registry's listener"
     renew = acme["renew_at"].replace("T", " ").removesuffix("Z") + " UTC" if acme["renew_at"] else "now"
     by = "the server itself (auto), or `regctl cert renew`" if acme["auto"] else "`regctl cert renew`"
     return [

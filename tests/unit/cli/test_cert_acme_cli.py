@@ -279,6 +279,19 @@ def test_status_shows_the_ca_and_the_renewal(layout: InstanceLayout) -> None:
     assert info["acme"]["renew_at"] == f"{due:%Y-%m-%dT%H:%M:%S}Z"
 
 
+@pytest.mark.parametrize(("challenge", "responder", "answered"), [
+    ("http-01", "standalone", "regctl, for the time of the order"),
+    ("http-01", "registry", "the registry's listener"),
+    ("tls-alpn-01", "registry", "the registry's own TLS port"),
+])
+def test_status_says_who_answers(challenge: str, responder: str, answered: str) -> None:
+    from regctl.cli.cert.status import _acme_rows
+
+    rows = dict(_acme_rows({"directory": "https://ca.test/dir", "account": None, "challenge": challenge,
+                            "responder": responder, "auto": False, "renew_at": None}))
+    assert rows["Challenge"] == f"{challenge}, answered by {answered}"
+
+
 def test_status_without_a_certificate_says_how_to_get_one(layout: InstanceLayout) -> None:
     result = invoke("-C", str(layout.root), "cert", "status")
     assert (result.exit_code, result.stderr) == (

@@ -136,6 +136,15 @@ def test_auto_answers_with_the_registry(tmp_path: Path) -> None:
     assert load_config(InstanceLayout(tmp_path)).tls.acme.responder == "registry"
 
 
+def test_tls_alpn01_answered_by_the_registry_on_its_own_port(tmp_path: Path) -> None:
+    result = invoke("--tls", "acme", "--domain", HOST, "--port", "8443", "--acme-challenge", "tls-alpn-01",
+                    "--acme-responder", "registry", "--acme-tls-port", "8443", "--acme-auto", "--no-issue")
+    assert result.exit_code == 0, result.stderr
+    config = load_config(InstanceLayout(tmp_path))
+    assert (config.port, config.tls.acme.challenge, config.tls.acme.responder, config.tls.acme.tls_port) == (
+        8443, "tls-alpn-01", "registry", 8443)
+
+
 def test_hmac_key_from_stdin(tmp_path: Path) -> None:
     args = ["--tls", "acme", "--domain", HOST, "--acme-eab-kid", "kid-1", "--acme-eab-hmac-key-stdin", "--no-issue"]
     assert invoke(*args, input=f"{HMAC}\n").exit_code == 0
@@ -193,9 +202,9 @@ def test_usage_errors(tmp_path: Path, args: list[str], message: str | None) -> N
         ),
         (
             ["--tls", "acme", "--domain", HOST, "--acme-challenge", "tls-alpn-01", "--acme-responder", "registry"],
-            "tls.acme: responder registry answers http-01 only (its plain-HTTP listener): use challenge http-01, or "
-            "responder standalone, got 'tls-alpn-01'",
-            "fix the --acme-* options",
+            "tls.acme.tls_port: must be port (5000) with responder registry: the registry answers tls-alpn-01 on "
+            "its own TLS port, got 443",
+            "fix --acme-tls-port",
         ),
         (
             ["--tls", "acme", "--domain", HOST, "--acme-eab-kid", "kid-1", "--acme-eab-hmac-key-stdin"],

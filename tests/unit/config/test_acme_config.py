@@ -164,9 +164,9 @@ def test_error_from_a_variable_names_it(write) -> None:
          "the challenge listener needs a port of its own, usually :80"),
         (("  challengedir: /certs/acme-challenge\n", ""), "acme.challengedir: required with responder webroot",
          "name the directory for token files (the httpaddr listener serves it)"),
-        (("  auto: true\n", "  responder: webroot\n  challenge: tls-alpn-01\n"),
-         "acme.responder: tls-alpn-01 is answered by the standalone responder only",
-         "set responder: standalone, or use challenge: http-01"),
+        (("  challengedir: /certs/acme-challenge\n", "  challenge: tls-alpn-01\n  responder: webroot\n"),
+         "acme.challengedir: required with responder webroot",
+         "name the directory for challenge certificates (the TLS listener of http.addr answers from it)"),
         (("  auto: true\n", "  responder: standalone\n"),
          "acme.responder: standalone cannot answer HTTP-01 while httpaddr listens",
          "use responder: webroot with a challengedir: the httpaddr listener then answers"),
@@ -212,6 +212,27 @@ def test_without_auto_the_standalone_ports_may_be_the_registrys(write) -> None:
     acme = load_acme(write(text))
     assert (acme["auto"], acme["challenge"], acme["responder"], acme["tlsport"]) == (False, "tls-alpn-01",
                                                                                      "standalone", 443)
+
+
+def test_webroot_answers_tls_alpn01_on_the_registrys_own_port(write) -> None:
+    """The workers' TLS listener answers (registry.alpn): no port of its own, so it may be http.addr's."""
+    text = BASE + ACME.replace('  httpaddr: ":80"\n', "  challenge: tls-alpn-01\n  responder: webroot\n")
+    config, _ = load_server_config(write(text), {})
+    assert config.acme is not None and config.acme.answers_tls_alpn
+    acme = config.acme.model_dump()
+    assert (acme["challenge"], acme["responder"], acme["httpaddr"], acme["tlsport"], acme["auto"]) == (
+        "tls-alpn-01", "webroot", None, 443, True)
+    assert "/certs/acme-challenge" in config.files_read()
+
+
+def test_webroot_tls_alpn01_needs_the_tls_listener(write) -> None:
+    path = write(BASE.replace(", tls: {certificate: /certs/domain.crt, key: /certs/domain.key}", "")
+                 + ACME.replace("  auto: true\n", "  challenge: tls-alpn-01\n  responder: webroot\n"))
+    with pytest.raises(ConfigError) as info:
+        load_server_config(path, {})
+    assert str(info.value) == ("acme.responder: webroot answers tls-alpn-01 on the registry's TLS listener, and "
+                               "http.tls is not set")
+    assert info.value.hint == "add http.tls.certificate and http.tls.key"
 
 
 def test_auto_needs_tls(write) -> None:

@@ -73,6 +73,20 @@ def test_the_registry_answers_http01(layout: InstanceLayout, tmp_path: Path) -> 
     assert loaded.acme.redirectport is None  # the process listens on the published port itself
 
 
+@pytest.mark.parametrize("auto", [False, True])
+def test_the_registry_answers_tls_alpn01_on_its_own_port(layout: InstanceLayout, tmp_path: Path, auto: bool) -> None:
+    config = validate_config({"host": HOST, "port": 443, "tls": {"mode": "acme", "acme": {
+        "challenge": "tls-alpn-01", "responder": "registry", "auto": auto}}})
+    for target, certs in (("container", "/certs"), ("process", str(layout.certs.absolute()))):
+        loaded, data = rendered(config, layout, target, tmp_path)
+        assert (loaded.acme.challenge, loaded.acme.responder, loaded.acme.challengedir) == (
+            "tls-alpn-01", "webroot", f"{certs}/acme-challenge")
+        assert "httpaddr" not in data["acme"] and "redirectport" not in data["acme"]  # no plain-HTTP listener
+        assert loaded.acme.answers_tls_alpn and loaded.acme.auto == auto
+    # Nothing to publish but the registry's port: the CA's connections arrive there.
+    assert container_spec(config, layout, "sha256:aa", "cfg")["ports"] == {"5000/tcp": ["0.0.0.0", 443]}
+
+
 def test_auto_renewal(layout: InstanceLayout, tmp_path: Path) -> None:
     bundle = tmp_path / "ca.pem"
     bundle.write_text("PEM")
@@ -173,6 +187,18 @@ def test_settings(layout: InstanceLayout, tmp_path: Path) -> None:
 @pytest.mark.parametrize("answers", [True, False])
 def test_the_registry_answers_only_while_it_runs(layout: InstanceLayout, answers: bool) -> None:
     settings = deploy_acme.acme_settings(make(responder="registry"), layout, registry_answers=answers)
+    assert (settings.responder, settings.challenge_dir) == (
+        ("webroot", layout.acme_challenges.absolute()) if answers else ("standalone", None)
+    )
+
+
+@pytest.mark.parametrize("answers", [True, False])
+def test_the_registry_answers_tls_alpn01_only_while_it_runs(layout: InstanceLayout, answers: bool) -> None:
+    config = validate_config({"host": HOST, "port": 8443, "tls": {"mode": "acme", "acme": {
+        "challenge": "tls-alpn-01", "responder": "registry", "tls_port": 8443}}})
+    settings = deploy_acme.acme_settings(config, layout, registry_answers=answers)
+    assert (settings.challenge, settings.tls_port) == ("tls-alpn-01", 8443)
+    # Running, the registry presents the files; stopped, regctl answers on the registry's port itself.
     assert (settings.responder, settings.challenge_dir) == (
         ("webroot", layout.acme_challenges.absolute()) if answers else ("standalone", None)
     )

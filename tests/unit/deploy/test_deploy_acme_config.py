@@ -71,6 +71,9 @@ def test_round_trips_through_regctl_yaml(tmp_path: Path) -> None:
         acme(responder="registry", auto=True),
         acme(auto=True),  # the server's renewer answers http-01 on port 80 itself
         acme(challenge="tls-alpn-01", auto=True),  # tls-alpn-01 is answered by the server's renewer itself
+        # the registry answers tls-alpn-01 on its own port: 443, or where 443 is forwarded to
+        {**acme(challenge="tls-alpn-01", responder="registry"), "port": 443},
+        {**acme(challenge="tls-alpn-01", responder="registry", tls_port=5000, auto=True)},
         {"tls": {"mode": "selfsigned", "acme": {"email": "ops@example.com"}}},  # kept while another mode is on
         {"host": "localhost", "tls": {"mode": "none"}},  # the acme checks apply to tls.mode acme only
     ],
@@ -103,10 +106,14 @@ def test_valid(data: dict[str, Any]) -> None:
         (acme(challenge="dns-01"), "tls.acme.challenge", "must be 'http-01' or 'tls-alpn-01', got 'dns-01'"),
         (
             acme(challenge="tls-alpn-01", responder="registry"),
-            "tls.acme",
-            "responder registry answers http-01 only (its plain-HTTP listener): use challenge http-01, or "
-            "responder standalone, got 'tls-alpn-01'",
+            "tls.acme.tls_port",
+            "must be port (5000) with responder registry: the registry answers tls-alpn-01 on its own TLS port, "
+            "got 443",
         ),
+        ({**acme(challenge="tls-alpn-01", responder="registry", tls_port=443), "port": 8443}, "tls.acme.tls_port",
+         None),
+        ({**acme(responder="registry", http_port=443), "port": 443}, "tls.acme.http_port", None),
+        ({**acme(challenge="tls-alpn-01", auto=True), "port": 443}, "tls.acme.tls_port", None),
         (acme(eab_hmac_key="abc"), "tls.acme.eab_hmac_key", "unknown key"),  # never in regctl.yaml
         (
             {"tls": {"mode": "acme"}},

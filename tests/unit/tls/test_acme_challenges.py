@@ -103,3 +103,38 @@ def test_webroot_refuses_paths_outside_the_challenge_directory(tmp_path: Path) -
     ):
         pass
     assert list((tmp_path / "dir").iterdir()) == []
+
+
+def test_tls_alpn01_webroot_writes_certificate_files_for_the_registry(tmp_path: Path) -> None:
+    directory = tmp_path / "acme-challenge"
+    certs = {name: challenges.tls_alpn01_certificate(name, KEY_AUTHORIZATION) for name in ("a.example", "b.example")}
+    with challenges.tls_alpn01_webroot(directory, certs):
+        for name, (cert_pem, key_pem) in certs.items():
+            path = challenges.tls_alpn01_path(directory, name)
+            assert path == directory / "tls-alpn-01" / f"{name}.pem"
+            assert path.read_text() == cert_pem + key_pem
+            assert stat.S_IMODE(path.stat().st_mode) == 0o644
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(path)  # what registry.alpn loads: certificate and key in one file
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o755
+        assert stat.S_IMODE((directory / "tls-alpn-01").stat().st_mode) == 0o755
+        assert sorted(p.name for p in (directory / "tls-alpn-01").iterdir()) == ["a.example.pem", "b.example.pem"]
+    assert list(directory.iterdir()) == []  # the files, and the directory it made
+
+
+def test_tls_alpn01_webroot_removes_its_files_when_the_order_fails(tmp_path: Path) -> None:
+    (tmp_path / "tls-alpn-01").mkdir()
+    (tmp_path / "tls-alpn-01" / "keep.pem").write_text("not ours")
+    certs = {"a.example": challenges.tls_alpn01_certificate("a.example", KEY_AUTHORIZATION)}
+    with pytest.raises(RuntimeError), challenges.tls_alpn01_webroot(tmp_path, certs):
+        raise RuntimeError("validation failed")
+    assert [p.name for p in (tmp_path / "tls-alpn-01").iterdir()] == ["keep.pem"]
+
+
+@pytest.mark.parametrize("name", ["../etc/passwd", ".hidden", "a/b.example", "Upper.Example", ""])
+def test_tls_alpn01_webroot_refuses_what_is_not_a_domain(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ValueError, match="not a domain name"), challenges.tls_alpn01_webroot(
+        tmp_path / "dir", {name: ("cert", "key")}
+    ):
+        pass
+    assert not (tmp_path / "dir").exists()

@@ -139,8 +139,8 @@ def test_order_timeout_names_the_timeout() -> None:
 
 
 @pytest.mark.parametrize(("settings", "message"), [
-    (AcmeSettings(directory="https://ca.test/dir", responder="webroot", challenge="tls-alpn-01",
-                  challenge_dir=Path("/x")), "the webroot responder answers http-01 only, not tls-alpn-01"),
+    (AcmeSettings(directory="https://ca.test/dir", responder="webroot", challenge="tls-alpn-01"),
+     "the webroot responder needs a challenge directory"),
     (AcmeSettings(directory="https://ca.test/dir", responder="webroot"),
      "the webroot responder needs a challenge directory"),
     (AcmeSettings(directory="https://ca.test/dir", eab_kid="kid"),
