@@ -144,6 +144,7 @@ def _next_steps(config: InstanceConfig, *, issued: bool) -> list[str]:
 def _acme_values(
     tls_mode: str | None,
     hosts: tuple[str, ...],
+    port: str | None,
     options: dict[str, Any],
     eab_key_file: Path | None,
     eab_key_stdin: bool,
@@ -171,6 +172,11 @@ def _acme_values(
         )
     if given.get("auto") and given.get("challenge", "http-01") == "http-01":
         given.setdefault("responder", "registry")  # the server's own listener answers its renewals
+    registry_port = str(port or _DEFAULTS.port)
+    if given.get("challenge") == "tls-alpn-01" and str(given.get("tls_port") or 443) == registry_port:
+        # Only the registry's port is reachable: nothing else can answer there but the registry itself.
+        given.setdefault("responder", "registry")
+        given.setdefault("tls_port", registry_port)
     if "ca_bundle" in given:
         given["ca_bundle"] = str(Path(given["ca_bundle"]).absolute())
     values = {f"tls.acme.{name}": value for name, value in given.items()}
@@ -362,6 +368,7 @@ def init(
     acme_values, eab_hmac_key = _acme_values(
         tls_mode,
         hosts,
+        port,
         {
             "email": email,
             "directory": acme_directory,

@@ -528,9 +528,12 @@ def _check_acme(config: InstanceConfig, hint: str | None) -> None:
     port = acme.tls_port if acme.challenge == "tls-alpn-01" else acme.http_port
     if port == config.port:
         key = "tls_port" if acme.challenge == "tls-alpn-01" else "http_port"
+        # On its own TLS port, only the registry itself can answer tls-alpn-01.
+        alternative = " (or let it answer: responder registry)" if acme.challenge == "tls-alpn-01" else ""
         raise ConfigError(
             f"tls.acme.{key}",
-            f"must differ from port ({config.port}): the registry listens there with its own certificate",
+            f"must differ from port ({config.port}): the registry listens there with its own certificate"
+            + alternative,
             hint=hint,
         )
 

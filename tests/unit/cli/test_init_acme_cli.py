@@ -223,3 +223,20 @@ def load_not_after(layout: InstanceLayout) -> Any:
     from regctl.tls.bundle import load_certificates
 
     return load_certificates(layout.tls_certificate.read_bytes(), "crt")[0].not_valid_after_utc
+
+
+def test_only_the_registry_port_open_lets_the_registry_answer_tls_alpn01(tmp_path: Path) -> None:
+    result = invoke("--tls", "acme", "--domain", HOST, "--port", "443", "--acme-challenge", "tls-alpn-01", "--no-issue")
+    assert result.exit_code == 0, result.stderr
+    acme = load_config(InstanceLayout(tmp_path)).tls.acme
+    assert (acme.responder, acme.tls_port) == ("registry", 443)
+
+
+def test_standalone_tls_alpn01_on_the_registry_port_names_the_way_out(tmp_path: Path) -> None:
+    result = invoke("--tls", "acme", "--domain", HOST, "--port", "443", "--acme-challenge", "tls-alpn-01",
+                    "--acme-responder", "standalone", "--no-issue")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "Error: tls.acme.tls_port: must differ from port (443): the registry listens there with its own "
+        "certificate (or let it answer: responder registry)\n"
+    )
