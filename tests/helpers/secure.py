@@ -243,6 +243,24 @@ def served_serial(host: str, port: int, context: ssl.SSLContext, server_hostname
     return x509.load_der_x509_certificate(der).serial_number
 
 
+def tls_get(
+    port: int, context: ssl.SSLContext, server_hostname: str, path: str = "/v2/"
+) -> tuple[int, bytes, x509.Certificate]:
+    """GET ``path`` on a new connection to 127.0.0.1:``port`` verified by ``context`` for ``server_hostname``:
+    (status, body, the leaf certificate the server sent)."""
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=server_hostname) as tls,
+    ):
+        tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {server_hostname}\r\nConnection: close\r\n\r\n".encode())
+        response = b""
+        while chunk := tls.recv(65536):
+            response += chunk
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return int(response.split()[1]), response.partition(b"\r\n\r\n")[2], x509.load_der_x509_certificate(der)
+
+
 def file_serial(path: Path) -> int:
     """Serial number of the first certificate in a PEM file."""
     return x509.load_pem_x509_certificates(path.read_bytes())[0].serial_number

@@ -15,20 +15,20 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from helpers.client_loop import ClientLoop
 from helpers.connect_proxy import connect_proxy
 from helpers.pebble import Pebble, PebbleFactory
 from helpers.pebble_fixtures import EAB_KID
+from helpers.secure import tls_get
 from helpers.servers import REPO_ROOT, free_port
 from helpers.tools import require_tool, run
 
@@ -88,43 +88,6 @@ class AcmeInstance:
         while self.served(root_pem).serial_number != serial:
             assert time.monotonic() < deadline, "the registry still serves the old certificate"
             time.sleep(0.1)
-
-
-@dataclass
-class Tally:
-    done: list[int] = field(default_factory=list)  # HTTP status of every request that completed
-    failures: list[str] = field(default_factory=list)
-
-    def wait_for_more(self, count: int = 20) -> None:
-        seen = len(self.done)
-        while len(self.done) < seen + count:
-            time.sleep(0.05)
-
-
-@contextmanager
-def clients(request: Callable[[], int], threads: int = 4) -> Iterator[Tally]:
-    """``threads`` clients calling ``request`` (which returns an HTTP status) in a loop for the block, which
-    starts once 20 requests are through; every exception is a failure."""
-    stop = threading.Event()
-    tally = Tally()
-
-    def loop() -> None:
-        while not stop.is_set():
-            try:
-                tally.done.append(request())
-            except (OSError, urllib.error.URLError, IndexError, ValueError) as exc:
-                tally.failures.append(f"{type(exc).__name__}: {exc}")
-
-    workers = [threading.Thread(target=loop) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    try:
-        tally.wait_for_more()
-        yield tally
-    finally:
-        stop.set()
-        for worker in workers:
-            worker.join()
 
 
 def _instance(tmp_path: Path, pebble: Pebble) -> AcmeInstance:
@@ -228,13 +191,14 @@ def test_forced_renewal_drops_no_request(
             resp.read()
             return resp.status
 
-    with clients(pull) as tally:  # pulling is under way before the renewal starts
+    with ClientLoop(pull, threads=4) as clients:
+        clients.wait_for_more()  # pulling is under way before the renewal starts
         result = served("cert", "renew", "--force")
         new = served.installed()
         served.wait_served(pebble_root, new.serial_number)
-        tally.wait_for_more()  # and goes on over the new certificate
-    assert tally.failures == []
-    assert set(tally.done) == {200}
+        clients.wait_for_more()  # and goes on over the new certificate
+    assert clients.failures == []
+    assert set(clients.results) == {200}
     said = text(result)
     assert "registry     renewed " in said, said
     assert "Sent SIGHUP to the server (pid " in said, said
@@ -328,28 +292,24 @@ def test_the_registry_answers_tls_alpn01_on_its_own_port(pebble_factory: PebbleF
     context = ssl.create_default_context(cafile=str(root))
 
     def get() -> int:  # a new connection, so a new handshake, for every request
-        with (
-            socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
-            context.wrap_socket(raw, server_hostname=DOMAIN) as tls,
-        ):
-            tls.sendall(f"GET /v2/ HTTP/1.1\r\nHost: {DOMAIN}:{port}\r\nConnection: close\r\n\r\n".encode())
-            return int(tls.recv(65536).split()[1])
+        return tls_get(port, context, DOMAIN)[0]
 
     challenges = tmp_path / "certs" / "acme-challenge"
     try:
-        with clients(get) as tally:
+        with ClientLoop(get, threads=4) as clients:
+            clients.wait_for_more()
             before = instance.installed()
             renewed = text(instance("cert", "renew", "--force"))
             assert f"answering tls-alpn-01 for {DOMAIN} on {challenges}" in renewed, renewed  # the registry answered
             assert "registry     renewed " in renewed, renewed
             new = instance.installed()
             instance.wait_served(root, new.serial_number)
-            tally.wait_for_more()  # and goes on over the new certificate
+            clients.wait_for_more()  # and goes on over the new certificate
     finally:
         instance("down", check=False)
         ca.close()
-    assert tally.failures == []
-    assert set(tally.done) == {200}
+    assert clients.failures == []
+    assert set(clients.results) == {200}
     assert new.serial_number != before.serial_number
     assert list(challenges.rglob("*.pem")) == []
     log = (tmp_path / "run" / "regctl.log").read_text()

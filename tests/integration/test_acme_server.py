@@ -19,17 +19,17 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from helpers.certs import cert_pem, issue, make_ca
+from helpers.client_loop import ClientLoop
 from helpers.pebble import Pebble, PebbleFactory
+from helpers.secure import tls_get
 from helpers.servers import REPO_ROOT, RegistryFactory, RegistryProcess, free_port
 
 from regctl.tls.accounts import AccountStore
@@ -71,17 +71,8 @@ def first_certificate(tmp_path: Path) -> tuple[Path, Path, x509.Certificate]:
 
 def served_chain(port: int, context: ssl.SSLContext) -> tuple[int, x509.Certificate]:
     """GET /v2/ for DOMAIN on a new verified connection to 127.0.0.1:port; (status, the served leaf)."""
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
-        context.wrap_socket(raw, server_hostname=DOMAIN) as tls,
-    ):
-        tls.sendall(f"GET /v2/ HTTP/1.1\r\nHost: {DOMAIN}\r\nConnection: close\r\n\r\n".encode())
-        response = b""
-        while chunk := tls.recv(65536):
-            response += chunk
-        der = tls.getpeercert(binary_form=True)
-    assert der is not None
-    return int(response.split()[1]), x509.load_der_x509_certificate(der)
+    status, _, leaf = tls_get(port, context, DOMAIN)
+    return status, leaf
 
 
 def http_get(url: str) -> tuple[int, dict[str, str], bytes]:
@@ -161,38 +152,15 @@ def test_a_taken_challenge_port_is_one_clear_error(tmp_path: Path, auto: bool) -
 
 
 # -- auto: the server renews by itself -----------------------------------------------------------------------
-@dataclass
-class Loop:
-    """Verified GETs on new connections in a thread until stopped: every outcome is kept."""
-
-    port: int
-    context: ssl.SSLContext
-    results: list[tuple[int, x509.Certificate]] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.results.append(served_chain(self.port, self.context))
-            except ConnectionRefusedError:
-                if self.results:
-                    self.failures.append("connection refused")
-                time.sleep(0.01)  # not listening yet: started before the server, so it sees the first certificate
-            except Exception as exc:
-                self.failures.append(f"{type(exc).__name__}: {exc}")
-
-    def __enter__(self) -> Loop:
-        self._thread = threading.Thread(target=self.run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
+Served = tuple[int, x509.Certificate]  # what served_chain returns
 
 
-def wait_renewed(loop: Loop, server: RegistryProcess, intermediate: x509.Certificate) -> None:
+def client_loop(port: int, context: ssl.SSLContext) -> ClientLoop[Served]:
+    """Verified GETs on new connections, from before the server listens (so the first certificate is seen)."""
+    return ClientLoop(lambda: served_chain(port, context), until_up=(ConnectionRefusedError,))
+
+
+def wait_renewed(loop: ClientLoop[Served], server: RegistryProcess, intermediate: x509.Certificate) -> None:
     """Until the client loop's last connection got a certificate from pebble's intermediate."""
     deadline = time.monotonic() + RENEW_TIMEOUT
     while not (loop.results and loop.results[-1][1].issuer == intermediate.subject):
@@ -206,12 +174,10 @@ def renewed_under_load(
 ) -> None:
     """Start ``server`` under a client loop and wait until it serves pebble's certificate on both workers: no
     request failed, and the loop saw the first CA's certificate before pebble's."""
-    with Loop(server.port, context) as loop:
+    with client_loop(server.port, context) as loop:
         server.start()
         wait_renewed(loop, server, intermediate)
-        renewed_at = len(loop.results)
-        while len(loop.results) < renewed_at + 20:  # both workers keep serving the new one
-            time.sleep(0.05)
+        loop.wait_for_more()  # both workers keep serving the new one
     assert loop.failures == []
     assert {status for status, _ in loop.results} == {200}
     assert loop.results[0][1].issuer == first_ca.subject  # what was served before the renewal
@@ -348,7 +314,7 @@ def test_auto_renews_as_root_while_the_workers_run_unprivileged(pebble: Pebble, 
     context = ssl.create_default_context(cadata=cert_pem(first_ca).decode() + pebble.root_pem())
     intermediate = x509.load_pem_x509_certificate(pebble.intermediate_pem().encode())
     try:
-        with Loop(server.port, context) as loop:
+        with client_loop(server.port, context) as loop:
             server.start()
             wait_renewed(loop, server, intermediate)
     finally:

@@ -11,15 +11,14 @@ from __future__ import annotations
 import http.client
 import signal
 import ssl
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from helpers.certs import Issued, cert_pem, issue, make_ca
+from helpers.client_loop import ClientLoop
 from helpers.secure_servers import ServerProcess, ServerSet
 
 # The server polls the files every 2 s; each worker on its own.
@@ -60,38 +59,12 @@ def get(port: int, context: ssl.SSLContext) -> tuple[int, int]:
         connection.close()
 
 
-@dataclass
-class Loop:
-    """GETs over new connections in a thread until stopped; every outcome is kept."""
-
-    port: int
-    context: ssl.SSLContext
-    results: list[tuple[int, int]] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.results.append(get(self.port, self.context))
-            except Exception as exc:
-                self.failures.append(f"{type(exc).__name__}: {exc}")
-
-    def __enter__(self) -> Loop:
-        self._thread = threading.Thread(target=self.run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
-
-    def wait_for(self, serial: int) -> None:
-        """Until the last 20 connections (over both workers) all got the certificate ``serial``."""
-        deadline = time.monotonic() + RELOAD_TIMEOUT
-        while not (len(self.results) >= 20 and all(s == serial for _, s in self.results[-20:])):
-            assert time.monotonic() < deadline, f"certificate {serial} not served; failures: {self.failures}"
-            time.sleep(0.05)
+def wait_for(loop: ClientLoop[tuple[int, int]], serial: int) -> None:
+    """Until the last 20 connections (over both workers) all got the certificate ``serial``."""
+    deadline = time.monotonic() + RELOAD_TIMEOUT
+    while not (len(loop.results) >= 20 and all(s == serial for _, s in loop.results[-20:])):
+        assert time.monotonic() < deadline, f"certificate {serial} not served; failures: {loop.failures}"
+        time.sleep(0.05)
 
 
 def test_certificate_renewal_under_load(servers: ServerSet, tmp_path: Path) -> None:
@@ -103,11 +76,11 @@ def test_certificate_renewal_under_load(servers: ServerSet, tmp_path: Path) -> N
     context = client_context(ca)
     assert get(server.port, context) == (200, first.serial)
 
-    with Loop(server.port, context) as loop:
+    with ClientLoop(lambda: get(server.port, context)) as loop:
         # 1. Both files replaced: every worker notices by itself.
         second = issue(ca, "second")
         second.write(cert, key, chain=cert_pem(ca.cert))
-        loop.wait_for(second.serial)
+        wait_for(loop, second.serial)
 
         # 2. Half-way: a new certificate with the old key. The server keeps serving the second pair.
         third = issue(ca, "third")
@@ -123,7 +96,7 @@ def test_certificate_renewal_under_load(servers: ServerSet, tmp_path: Path) -> N
         # 3. The key follows, and the operator sends SIGHUP.
         third.write(cert, key, chain=cert_pem(ca.cert))
         server.proc.send_signal(signal.SIGHUP)
-        loop.wait_for(third.serial)
+        wait_for(loop, third.serial)
 
     assert loop.failures == []
     assert {status for status, _ in loop.results} == {200}

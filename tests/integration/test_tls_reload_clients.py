@@ -19,15 +19,15 @@ from __future__ import annotations
 import http.client
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from helpers.certs import cert_pem, issue, make_ca
+from helpers.client_loop import ClientLoop
 from helpers.images import OCI_MANIFEST, make_image, sha256_digest
 from helpers.registry_api import RegistryClient, basic_auth
 from helpers.secure import (
@@ -61,37 +61,12 @@ class Served:
     replace: Callable[[], None]  # the operator's action
 
 
-@dataclass
-class Loop:
-    """Runs ``attempt`` until stopped; every success and failure is kept."""
-
-    attempt: Callable[[], object]
-    results: list[object] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.results.append(self.attempt())
-            except Exception as exc:
-                self.failures.append(f"{type(exc).__name__}: {exc}")
-
-    def start(self) -> Loop:
-        self._thread = threading.Thread(target=self.run, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(120)
-
-    def wait(self, done: Callable[[list[object]], bool], what: str) -> None:
-        deadline = time.monotonic() + SWITCH_TIMEOUT
-        while not done(self.results):
-            assert not self.failures, f"{what}: failed requests meanwhile: {self.failures[:5]}"
-            assert time.monotonic() < deadline, f"{what}: not seen within {SWITCH_TIMEOUT:.0f}s"
-            time.sleep(0.05)
+def wait(loop: ClientLoop[int], done: Callable[[list[int]], bool], what: str) -> None:
+    deadline = time.monotonic() + SWITCH_TIMEOUT
+    while not done(loop.results):
+        assert not loop.failures, f"{what}: failed requests meanwhile: {loop.failures[:5]}"
+        assert time.monotonic() < deadline, f"{what}: not seen within {SWITCH_TIMEOUT:.0f}s"
+        time.sleep(0.05)
 
 
 def python_pull(port: int, context: ssl.SSLContext, manifest: bytes, layer: bytes) -> int:
@@ -211,20 +186,20 @@ def test_certificate_replaced_while_clients_pull(how: str, tmp_path: Path, regis
     old = file_serial(served.cert_path)
     assert served_serial(HOST, port, context) == old
 
-    py = Loop(lambda: python_pull(port, context, image.manifest, image.layers[0])).start()
+    py = ClientLoop(lambda: python_pull(port, context, image.manifest, image.layers[0])).start()
     counter = iter(range(1_000_000))
-    sk = Loop(lambda: skopeo_pull(require_tool("skopeo"), skopeo.env, served.ca_dir, port,
+    sk = ClientLoop(lambda: skopeo_pull(require_tool("skopeo"), skopeo.env, served.ca_dir, port,
                                   tmp_path / f"pull-{next(counter)}")).start()
     try:
-        py.wait(lambda r: len(r) >= 5, "python pulls before the switch")
-        sk.wait(lambda r: len(r) >= 2, "skopeo pulls before the switch")
+        wait(py, lambda r: len(r) >= 5, "python pulls before the switch")
+        wait(sk, lambda r: len(r) >= 2, "skopeo pulls before the switch")
 
         served.replace()
         new = file_serial(served.cert_path)
         assert new != old, f"{how}: the certificate file did not change"
-        py.wait(lambda r: len(r) >= 20 and all(s == new for s in r[-20:]), "the new certificate on every worker")
+        wait(py, lambda r: len(r) >= 20 and all(s == new for s in r[-20:]), "the new certificate on every worker")
         seen = len(sk.results)
-        sk.wait(lambda r: len(r) >= seen + 2, "skopeo pulls after the switch")
+        wait(sk, lambda r: len(r) >= seen + 2, "skopeo pulls after the switch")
     finally:
         py.stop()
         sk.stop()

@@ -24,6 +24,7 @@ import uvloop
 from aiohttp import web
 from cryptography import x509
 from helpers.certs import Issued, cert_pem, issue, make_ca
+from helpers.secure import tls_get
 
 from regctl.registry import alpn
 from regctl.registry.alpn import INCOMPLETE, AcmeTLSSite, ClientHello, challenge_name, parse_client_hello
@@ -250,15 +251,8 @@ def handshake(port: int, server_name: str | None, protocols: list[str] | None,
 
 def https_get(port: int, path: str = "/", ca: Issued | None = None) -> tuple[int, bytes]:
     context = ssl.create_default_context(cadata=cert_pem(ca.cert).decode()) if ca else ssl.create_default_context()
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
-        context.wrap_socket(raw, server_hostname=DOMAIN) as tls,
-    ):
-        tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {DOMAIN}\r\nConnection: close\r\n\r\n".encode())
-        response = b""
-        while chunk := tls.recv(65536):
-            response += chunk
-    return int(response.split()[1]), response.rsplit(b"\r\n\r\n", 1)[1]
+    status, body, _ = tls_get(port, context, DOMAIN, path)
+    return status, body
 
 
 def write_challenge(directory: Path, domain: str = DOMAIN) -> x509.Certificate:
