@@ -752,9 +752,9 @@ def _acme(
              for key, default in (("httpport", "80"), ("tlsport", "443"))}
     # The renewer's standalone responder cannot listen where the workers do (`regctl cert renew` may, before
     # the server starts).
-    port = ports["tlsport" if challenge == "tls-alpn-01" else "httpport"]
+    key = "tlsport" if challenge == "tls-alpn-01" else "httpport"
+    port = ports[key]
     if acme.get("auto") and responder == "standalone" and port == parse_addr(addr)[1]:
-        key = "tlsport" if challenge == "tls-alpn-01" else "httpport"
         raise checker.error((*path, key), f"port {port} is http.addr's, where the registry listens",
                             "answer HTTP-01 with the registry's own listener (httpaddr and responder webroot), "
                             "or serve the registry on another port")

@@ -207,6 +207,15 @@ class AcmeSection(_Section):
             raise _invalid("must be the path of a PEM file", value)
         return value
 
+    @property
+    def challenge_port_key(self) -> Literal["http_port", "tls_port"]:
+        """The key of the port the challenge is answered on."""
+        return "tls_port" if self.challenge == "tls-alpn-01" else "http_port"
+
+    @property
+    def challenge_port(self) -> int:
+        return self.tls_port if self.challenge_port_key == "tls_port" else self.http_port
+
     @field_validator("renew_days")
     @classmethod
     def _check_renew_days(cls, value: int | None) -> int | None:
@@ -525,9 +534,8 @@ def _check_acme(config: InstanceConfig, hint: str | None) -> None:
                 hint=hint or "set tls_port to port, and forward 443 to that port if it is not 443",
             )
         return
-    port = acme.tls_port if acme.challenge == "tls-alpn-01" else acme.http_port
-    if port == config.port:
-        key = "tls_port" if acme.challenge == "tls-alpn-01" else "http_port"
+    if acme.challenge_port == config.port:
+        key = acme.challenge_port_key
         # On its own TLS port, only the registry itself can answer tls-alpn-01.
         alternative = " (or let it answer: responder registry)" if acme.challenge == "tls-alpn-01" else ""
         raise ConfigError(

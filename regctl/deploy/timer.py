@@ -68,11 +68,6 @@ def _systemd_word(word: str) -> str:
     return word.replace("%", "%%").replace("$", "$$")
 
 
-def _challenge_port(config: InstanceConfig) -> int:
-    acme = config.tls.acme
-    return acme.tls_port if acme.challenge == "tls-alpn-01" else acme.http_port
-
-
 def systemd_units(config: InstanceConfig, layout: InstanceLayout, *, user_units: bool) -> list[TimerFile]:
     """``regctl-renew-NAME.service`` and ``.timer``. System units run as the instance's owner (root: no
     User=), with CAP_NET_BIND_SERVICE when the challenge port is below 1024 (regctl answers on it itself when
@@ -83,7 +78,7 @@ def systemd_units(config: InstanceConfig, layout: InstanceLayout, *, user_units:
         instance=layout.root.absolute(),
         exec_start=" ".join(_systemd_word(word) for word in _renew_args(layout)),
         user=user,
-        bind_capability=user is not None and _challenge_port(config) < 1024,
+        bind_capability=user is not None and config.tls.acme.challenge_port < 1024,
         delay=RANDOM_DELAY,
     )
     unit = unit_name(config)
