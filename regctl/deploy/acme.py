@@ -15,12 +15,11 @@ import datetime
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from regctl.deploy.certs import CERT_MODE, KEY_MODE, prepare_certs_dir, reload_server, server_running
+from regctl.deploy.certs import CERT_MODE, KEY_MODE, prepare_certs_dir, reload_server, server_running, write_file
 from regctl.deploy.files import atomic_write
 from regctl.deploy.instance import InstanceConfig, InstanceLayout, validate_config
 from regctl.deploy.render import acme_ca_bundle, acme_domains, read_eab_hmac
@@ -135,17 +134,10 @@ def install(
     then, with ``reload``, SIGHUP the running server. Returns what was signalled (deploy.certs.reload_server)."""
     chain = bundle.load_certificates(issued.fullchain_pem.encode(), "the CA's certificate chain")
     prepare_certs_dir(layout)
-    _write(layout.tls_key, issued.key_pem, KEY_MODE)
-    _write(layout.tls_certificate, issued.fullchain_pem, CERT_MODE)
-    _write(layout.ca_certificate, chain[-1].public_bytes(Encoding.PEM).decode(), CERT_MODE)
+    write_file(layout.tls_key, issued.key_pem, KEY_MODE)
+    write_file(layout.tls_certificate, issued.fullchain_pem, CERT_MODE)
+    write_file(layout.ca_certificate, chain[-1].public_bytes(Encoding.PEM).decode(), CERT_MODE)
     return reload_server(config, layout) if reload else None
-
-
-def _write(path: Path, text: str, mode: int) -> None:
-    try:
-        atomic_write(path, text, mode, exact=True)
-    except OSError as exc:
-        raise RegctlError(f"cannot write {path}: {exc.strerror}", "run as the user who owns the instance") from None
 
 
 @contextmanager

@@ -42,7 +42,8 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _write(path: Path, text: str, mode: int) -> None:
+def write_file(path: Path, text: str, mode: int) -> None:
+    """``atomic_write`` with the operator's error: what could not be written, and who should write it."""
     try:
         atomic_write(path, text, mode, exact=True)
     except OSError as exc:
@@ -92,8 +93,8 @@ def _instance_ca(
             return ca, False
     ca = selfsigned.make_ca(f"regctl {config.name} CA {secrets.token_hex(4)}", now=now)
     layout.ca_key.parent.mkdir(mode=0o700, exist_ok=True)
-    _write(layout.ca_key, ca.key_pem, CA_KEY_MODE)
-    _write(layout.ca_certificate, ca.certificate_pem, CERT_MODE)
+    write_file(layout.ca_key, ca.key_pem, CA_KEY_MODE)
+    write_file(layout.ca_certificate, ca.certificate_pem, CERT_MODE)
     return ca, True
 
 
@@ -111,8 +112,8 @@ def issue_selfsigned(
     prepare_certs_dir(layout)
     ca, created = _instance_ca(config, layout, moment)
     leaf = selfsigned.make_leaf(ca, [config.host, *LOCAL_NAMES, *extra_names], days=days, now=moment)
-    _write(layout.tls_key, leaf.key_pem, KEY_MODE)
-    _write(layout.tls_certificate, leaf.certificate_pem, CERT_MODE)
+    write_file(layout.tls_key, leaf.key_pem, KEY_MODE)
+    write_file(layout.tls_certificate, leaf.certificate_pem, CERT_MODE)
     return SelfSigned(leaf, ca, created)
 
 
@@ -151,9 +152,9 @@ def import_bundle(
     private = bundle.load_private_key(_read(key), str(key))
     checked = bundle.check_bundle(certificates, private, config.host, now or _now(), key_source=f"the key {key}")
     prepare_certs_dir(layout)
-    _write(layout.tls_key, _key_pem(private), KEY_MODE)
-    _write(layout.tls_certificate, checked.chain_pem, CERT_MODE)
-    _write(layout.ca_certificate, checked.top_pem, CERT_MODE)
+    write_file(layout.tls_key, _key_pem(private), KEY_MODE)
+    write_file(layout.tls_certificate, checked.chain_pem, CERT_MODE)
+    write_file(layout.ca_certificate, checked.top_pem, CERT_MODE)
     return checked
 
 

@@ -246,13 +246,13 @@ def test_install_writes_key_then_chain_then_top(layout: InstanceLayout, monkeypa
     layout.root.mkdir(exist_ok=True)
     new, _ = issued(HOST)
     order: list[str] = []
-    real = deploy_acme._write
+    real = deploy_acme.write_file
 
     def write(path: Path, text: str, mode: int) -> None:
         order.append(path.name)
         real(path, text, mode)
 
-    monkeypatch.setattr(deploy_acme, "_write", write)
+    monkeypatch.setattr(deploy_acme, "write_file", write)
     reloads: list[str] = []
     monkeypatch.setattr(deploy_acme, "reload_server", lambda config, layout: reloads.append("hup") or "pid 7")
 
