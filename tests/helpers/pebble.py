@@ -16,6 +16,7 @@ import base64
 import contextlib
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -42,18 +43,29 @@ class PebbleStartError(RuntimeError):
     """pebble or pebble-challtestsrv exited or did not answer in time; the message ends with their logs."""
 
 
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port free for both TCP and UDP on ``host`` a moment ago (challtestsrv's DNS listens on both)."""
+    """A port free for TCP on every interface and for UDP on ``host`` (challtestsrv's DNS listens on both).
+
+    Drawn from below the kernel's ephemeral range: pebble's challenge ports sit unbound for the whole
+    session, and a port from ``bind(0)`` could be handed to another test's server meanwhile.
+    """
+    rng = random.SystemRandom()
+    floor = _ephemeral_floor()
     while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((host, 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind((host, port))
-                except OSError:
-                    continue
-                return port
+        port = rng.randrange(max(1024, floor - 12000), floor)
+        try:
+            with socket.create_server(("", port)), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                udp.bind((host, port))
+        except OSError:
+            continue
+        return port
 
 
 def eab_hmac_key() -> str:
