@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from cryptography.hazmat.primitives import serialization
 
 from regctl.deploy.files import atomic_write, shared_dir
 from regctl.deploy.instance import InstanceConfig, InstanceLayout, validate_config, write_config
@@ -55,13 +54,6 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise RegctlError(f"cannot read {path}: {exc.strerror}") from None
-
-
-def _key_pem(key: Any) -> str:
-    pem: bytes = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return pem.decode()
 
 
 def prepare_certs_dir(layout: InstanceLayout) -> None:
@@ -152,7 +144,7 @@ def import_bundle(
     private = bundle.load_private_key(_read(key), str(key))
     checked = bundle.check_bundle(certificates, private, config.host, now or _now(), key_source=f"the key {key}")
     prepare_certs_dir(layout)
-    write_file(layout.tls_key, _key_pem(private), KEY_MODE)
+    write_file(layout.tls_key, bundle.key_pem(private), KEY_MODE)
     write_file(layout.tls_certificate, checked.chain_pem, CERT_MODE)
     write_file(layout.ca_certificate, checked.top_pem, CERT_MODE)
     return checked

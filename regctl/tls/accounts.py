@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from regctl.deploy.files import atomic_write, write_new
 from regctl.errors import RegctlError
+from regctl.tls import bundle
 
 KEY_FILE = "account.key"
 REGISTRATIONS_FILE = "accounts.json"
@@ -52,9 +53,7 @@ class AccountStore:
         try:
             pem = self.key_path.read_bytes()
         except FileNotFoundError:
-            pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
+            pem = bundle.key_pem(ec.generate_private_key(ec.SECP256R1())).encode()
             try:
                 write_new(self.key_path, pem.decode(), FILE_MODE)
             except FileExistsError:  # another process made it first: use theirs

@@ -23,12 +23,11 @@ import requests
 from acme import client, crypto_util, messages
 from acme import errors as acme_errors
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from regctl import __version__
 from regctl.errors import RegctlError
-from regctl.tls import challenges
+from regctl.tls import bundle, challenges
 
 if TYPE_CHECKING:
     from regctl.tls.accounts import AccountStore
@@ -311,9 +310,7 @@ def _new_key(key_type: str) -> str:
     key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
         rsa.generate_private_key(65537, 2048) if key_type == "rsa2048" else ec.generate_private_key(ec.SECP256R1())
     )
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
+    return bundle.key_pem(key)
 
 
 def _pick(authzr: messages.AuthorizationResource, challenge: str) -> messages.ChallengeBody:

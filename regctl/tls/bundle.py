@@ -54,6 +54,13 @@ def load_private_key(data: bytes, source: str) -> PrivateKeyTypes:
         raise RegctlError(f"{source}: no PEM private key in it", hint) from None
 
 
+def key_pem(key: PrivateKeyTypes) -> str:
+    """``key`` as unencrypted PKCS#8 PEM (``-----BEGIN PRIVATE KEY-----``), the form of every key regctl writes."""
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
 def _public(key: x509.Certificate | PrivateKeyTypes) -> bytes:
     public = key.public_key()
     return public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)

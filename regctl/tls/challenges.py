@@ -31,6 +31,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from regctl.tls import bundle
+
 logger = logging.getLogger(__name__)
 
 HTTP01_PREFIX = "/.well-known/acme-challenge/"
@@ -232,10 +234,7 @@ def tls_alpn01_certificate(domain: str, key_authorization: str) -> tuple[str, st
         .sign(key, hashes.SHA256())
     )
     cert_pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return cert_pem, key_pem
+    return cert_pem, bundle.key_pem(key)
 
 
 class _TLSALPN01Handler(socketserver.BaseRequestHandler):

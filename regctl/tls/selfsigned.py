@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from regctl.tls import CA_DAYS, LEAF_DAYS
+from regctl.tls import CA_DAYS, LEAF_DAYS, bundle
 
 # Issued a little in the past, so a client whose clock is slightly behind does not see "not yet valid".
 _BACKDATE = datetime.timedelta(minutes=5)
@@ -36,9 +36,7 @@ class Issued:
 
     @property
     def key_pem(self) -> str:
-        return self.key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ).decode()
+        return bundle.key_pem(self.key)
 
 
 def subject_names(names: Sequence[str]) -> list[x509.GeneralName]:
