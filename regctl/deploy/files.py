@@ -12,15 +12,25 @@ import secrets
 from pathlib import Path
 
 
-def write_new(path: Path, text: str, mode: int, *, exact: bool = False) -> None:
+def temp_beside(path: Path) -> Path:
+    """A fresh hidden name next to ``path`` (so on its filesystem), for a file renamed over it once complete."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+
+
+def write_new(
+    path: Path, text: str, mode: int, *, exact: bool = False, owner: tuple[int, int] | None = None
+) -> None:
     """Create ``path`` with ``mode`` and write ``text``. Raises FileExistsError if it exists.
 
-    ``exact``: ``mode`` whatever the umask, for a file another user must read (the server's group); it is set
-    while the file is still empty."""
+    ``exact``: ``mode`` whatever the umask, for a file another user must read (the server's group).
+    ``owner``: the (uid, gid) to give it, when that is not ours (root replacing another user's file). Both
+    are set while the file is still empty."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    if exact:
-        os.fchmod(fd, mode)
     with os.fdopen(fd, "w", encoding="utf-8") as stream:
+        if owner is not None and owner != (os.geteuid(), os.getegid()):
+            os.fchown(fd, *owner)
+        if exact:
+            os.fchmod(fd, mode)
         stream.write(text)
         stream.flush()
         os.fsync(fd)
@@ -29,7 +39,7 @@ def write_new(path: Path, text: str, mode: int, *, exact: bool = False) -> None:
 def atomic_write(path: Path, text: str, mode: int, *, exact: bool = False) -> None:
     """Replace ``path`` with ``text``: readers see the old file or the new one, never a part. On failure the
     old file is left as it was. ``exact`` as for :func:`write_new`."""
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    temp = temp_beside(path)
     try:
         write_new(temp, text, mode, exact=exact)
         os.replace(temp, path)

@@ -23,7 +23,6 @@ import contextlib
 import logging
 import multiprocessing
 import os
-import secrets
 import signal
 import socket
 import stat
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from regctl.config.server import TLS, Acme, ServerConfig
+from regctl.deploy.files import temp_beside, write_new
 from regctl.errors import RegctlError
 
 if TYPE_CHECKING:
@@ -231,7 +231,7 @@ def install(tls: TLS, issued: IssuedCertificate) -> None:
     try:
         for path, data, mode in ((tls.key, issued.key_pem, 0o600), (tls.certificate, issued.fullchain_pem, 0o644)):
             target = Path(os.path.realpath(path))  # a symlink (certbot's live/) keeps pointing at the new file
-            staged.append((_stage(target, data.encode(), mode), target))
+            staged.append((_stage(target, data, mode), target))
         # The server stopping between the two renames would leave a key and a certificate that do not match.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         try:
@@ -250,7 +250,7 @@ def install(tls: TLS, issued: IssuedCertificate) -> None:
             temp.unlink(missing_ok=True)
 
 
-def _stage(target: Path, data: bytes, new_mode: int) -> Path:
+def _stage(target: Path, data: str, new_mode: int) -> Path:
     """A temporary file next to ``target`` holding ``data``, with ``target``'s mode, owner and group (or
     ``new_mode`` and ours), which it has before it holds anything."""
     try:
@@ -258,16 +258,9 @@ def _stage(target: Path, data: bytes, new_mode: int) -> Path:
         mode, owner = stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid)
     except FileNotFoundError:
         mode, owner = new_mode, None
-    temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    temp = temp_beside(target)
     try:
-        with os.fdopen(fd, "wb") as stream:
-            if owner is not None and owner != (os.geteuid(), os.getegid()):
-                os.fchown(fd, *owner)
-            os.fchmod(fd, mode)
-            stream.write(data)
-            stream.flush()
-            os.fsync(fd)
+        write_new(temp, data, mode, exact=True, owner=owner)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise

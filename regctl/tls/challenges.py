@@ -13,7 +13,6 @@ import datetime
 import hashlib
 import http.server
 import logging
-import os
 import re
 import socket
 import socketserver
@@ -31,6 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from regctl.deploy.files import atomic_write, write_new
 from regctl.tls import bundle
 
 logger = logging.getLogger(__name__)
@@ -159,9 +159,7 @@ def webroot(challenge_dir: Path, resources: Mapping[str, str]) -> Iterator[None]
             target = challenge_dir / token
             target.unlink(missing_ok=True)
             written.append(target)
-            with open(target, "x", encoding="ascii") as stream:
-                stream.write(body)
-            target.chmod(TOKEN_FILE_MODE)
+            write_new(target, body, TOKEN_FILE_MODE, exact=True)
         yield
     finally:
         for target in written:
@@ -192,18 +190,8 @@ def tls_alpn01_webroot(challenge_dir: Path, certs: Mapping[str, tuple[str, str]]
     written: list[Path] = []
     try:
         for domain, (cert_pem, key_pem) in certs.items():
-            target = paths[domain]
-            temp = target.with_name(f".{target.name}.tmp")
-            temp.unlink(missing_ok=True)
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, TOKEN_FILE_MODE)
-            try:
-                with os.fdopen(fd, "w", encoding="ascii") as stream:
-                    os.fchmod(fd, TOKEN_FILE_MODE)  # whatever the umask
-                    stream.write(cert_pem + key_pem)
-                written.append(target)
-                os.replace(temp, target)
-            finally:
-                temp.unlink(missing_ok=True)
+            atomic_write(paths[domain], cert_pem + key_pem, TOKEN_FILE_MODE, exact=True)
+            written.append(paths[domain])
         yield
     finally:
         for target in written:
