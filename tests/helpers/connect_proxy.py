@@ -12,8 +12,9 @@ import contextlib
 import select
 import socket
 import socketserver
-import threading
 from collections.abc import Iterator
+
+from helpers.threaded import serving_in_thread
 
 _BUFFER = 64 * 1024
 
@@ -63,11 +64,5 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
 @contextlib.contextmanager
 def connect_proxy() -> Iterator[str]:
     """A running proxy; yields its URL (``http://127.0.0.1:PORT``)."""
-    server = _Server(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, name="connect-proxy", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving_in_thread(_Server(("127.0.0.1", 0), _Handler), "connect-proxy") as port:
+        yield f"http://127.0.0.1:{port}"

@@ -53,8 +53,8 @@ def _ephemeral_floor() -> int:
 def free_port(host: str = "127.0.0.1") -> int:
     """A port free for TCP on every interface and for UDP on ``host`` (challtestsrv's DNS listens on both).
 
-    Drawn from below the kernel's ephemeral range: pebble's challenge ports sit unbound for the whole
-    session, and a port from ``bind(0)`` could be handed to another test's server meanwhile.
+    Drawn from below the kernel's ephemeral range: pebble's challenge ports sit unbound for as long as it
+    runs (a whole test module), and a port from ``bind(0)`` could be handed to another test's server meanwhile.
     """
     rng = random.SystemRandom()
     floor = _ephemeral_floor()

@@ -12,7 +12,6 @@ import http.server
 import json
 import socket
 import stat
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +24,7 @@ from cryptography.x509.verification import PolicyBuilder, Store
 from helpers.certs import cert_pem, make_ca
 from helpers.pebble import Pebble, PebbleFactory
 from helpers.pebble_fixtures import EAB_KID
+from helpers.threaded import serving_in_thread
 
 from regctl.tls.accounts import AccountStore
 from regctl.tls.acme_client import AcmeError, AcmeSettings, IssuedCertificate, issue, renewal_window
@@ -61,15 +61,8 @@ def serving(directory: Path, port: int) -> Iterator[None]:
     assert directory == root / ".well-known" / "acme-challenge"
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     handler.log_message = lambda *args: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving_in_thread(http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)):
         yield
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def test_http01_standalone_issues_a_chain_that_verifies_for_every_name(pebble: Pebble, tmp_path: Path) -> None:

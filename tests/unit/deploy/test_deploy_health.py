@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import http.server
 import ssl
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import pki
+from helpers.threaded import serving_in_thread
 
 from regctl.config.server import ServerConfig
 from regctl.deploy.init import build_config
@@ -49,13 +49,8 @@ def serve(
         context.verify_mode = ssl.CERT_REQUIRED
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving_in_thread(server) as port:
+        yield f"https://127.0.0.1:{port}"
 
 
 @pytest.fixture
