@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from regctl.deploy.certs import CERT_MODE, KEY_MODE, prepare_certs_dir, reload_server, server_running, write_file
-from regctl.deploy.files import atomic_write
+from regctl.deploy.files import atomic_write, private_dir
 from regctl.deploy.instance import InstanceConfig, InstanceLayout, validate_config
 from regctl.deploy.render import acme_ca_bundle, acme_domains, read_eab_hmac
 from regctl.errors import RegctlError
@@ -146,8 +146,7 @@ def order_lock(layout: InstanceLayout) -> Iterator[None]:
     instance, the server's own renewer included."""
     from regctl.tls.renewal import RenewalLock
 
-    # 0700 as AccountStore keeps it: RenewalLock would make it with the umask's mode.
-    layout.acme_accounts.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dir(layout.acme_accounts)  # as AccountStore keeps it: RenewalLock would make it with the umask's mode
     with RenewalLock(layout.acme_lock):
         yield
 

@@ -48,6 +48,15 @@ def atomic_write(path: Path, text: str, mode: int, *, exact: bool = False) -> No
         raise
 
 
+def private_dir(path: Path) -> None:
+    """Make ``path`` (and its parents) a directory only its owner may enter: mode 0700. mkdir leaves an
+    existing directory's mode as it was, so one this user owns is tightened too."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_mode & 0o777 != 0o700 and info.st_uid == os.geteuid():
+        os.chmod(path, 0o700)
+
+
 def shared_dir(path: Path, group: int) -> None:
     """Make ``path`` a directory the server's group may read (``certs/``, ``auth/``): mode 2750 and group
     ``group``. The setgid bit makes every file created in it take that group, whoever creates it, so a file

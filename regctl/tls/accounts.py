@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 from pathlib import Path
 
 import josepy as jose
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from regctl.deploy.files import atomic_write, write_new
+from regctl.deploy.files import atomic_write, private_dir, write_new
 from regctl.errors import RegctlError
 from regctl.tls import bundle
 
 KEY_FILE = "account.key"
 REGISTRATIONS_FILE = "accounts.json"
-DIR_MODE = 0o700
 FILE_MODE = 0o600
 
 
@@ -101,8 +99,4 @@ class AccountStore:
         return data if isinstance(data, dict) else {}
 
     def _ensure_dir(self) -> None:
-        self._dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        # mkdir leaves an existing directory's mode as it was: the account key's directory is private either way.
-        info = self._dir.stat()
-        if info.st_mode & 0o777 != DIR_MODE and info.st_uid == os.geteuid():
-            os.chmod(self._dir, DIR_MODE)
+        private_dir(self._dir)
