@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from regctl.deploy.certs import CERT_MODE, KEY_MODE, prepare_certs_dir, reload_server, server_running, write_file
-from regctl.deploy.files import atomic_write, private_dir
+from regctl.deploy.files import atomic_write
 from regctl.deploy.instance import InstanceConfig, InstanceLayout, validate_config
 from regctl.deploy.render import acme_ca_bundle, acme_domains, read_eab_hmac
 from regctl.errors import RegctlError
@@ -140,17 +139,6 @@ def install(
     return reload_server(config, layout) if reload else None
 
 
-@contextmanager
-def order_lock(layout: InstanceLayout) -> Iterator[None]:
-    """secrets/acme/renew.lock (regctl.tls.renewal.RenewalLock) for the time of an order: one at a time per
-    instance, the server's own renewer included."""
-    from regctl.tls.renewal import RenewalLock
-
-    private_dir(layout.acme_accounts)  # as AccountStore keeps it: RenewalLock would make it with the umask's mode
-    with RenewalLock(layout.acme_lock):
-        yield
-
-
 def issue_certificate(
     config: InstanceConfig, layout: InstanceLayout, progress: Progress = _ignore
 ) -> IssuedCertificate:
@@ -159,9 +147,10 @@ def issue_certificate(
     be reached; nothing is written then."""
     from regctl.tls.accounts import AccountStore
     from regctl.tls.acme_client import issue
+    from regctl.tls.renewal import account_lock
 
     managed = managed_certificate(config, layout)
-    with order_lock(layout):
+    with account_lock(managed.account_dir):
         issued = issue(managed.settings, AccountStore(managed.account_dir), managed.domains, progress)
         install(config, layout, issued, reload=False)
     return issued
@@ -178,7 +167,7 @@ def renew_certificate(
     """regctl.tls.renewal.renew for the instance's certificate under secrets/acme/renew.lock, installing and
     reloading when renewed. Returns the result and what was signalled (None: nothing runs, or nothing was renewed).
     ACME failures are a ``failed`` result, not an exception; RegctlError when another renewal runs."""
-    from regctl.tls.renewal import renew
+    from regctl.tls.renewal import account_lock, renew
 
     signalled: list[str | None] = [None]
 
@@ -186,7 +175,7 @@ def renew_certificate(
         signalled[0] = install(config, layout, issued)
 
     managed = managed_certificate(config, layout)
-    with order_lock(layout):
+    with account_lock(managed.account_dir):
         result = renew(managed, install_and_reload, force=force, dry_run=dry_run, progress=progress)
     return result, signalled[0]
 

@@ -444,12 +444,6 @@ class InstanceLayout:
         return self.certs / "acme-challenge"
 
     @property
-    def acme_lock(self) -> Path:
-        """Held while a certificate is issued or renewed, one order at a time: by regctl, and by the server's
-        own renewer (tls.acme.auto; regctl.registry.renewer.LOCK_FILE in its accountdir, this directory)."""
-        return self.acme_accounts / "renew.lock"
-
-    @property
     def auth(self) -> Path:
         return self.root / "auth"
 

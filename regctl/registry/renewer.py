@@ -9,12 +9,12 @@ It talks to the master over one socket pair:
   certificates on their TLS listener, ``registry.alpn``);
 - the master closing its end (stopping, or dying) tells the renewer to stop.
 
-Each check runs in a child process: :func:`regctl.tls.renewal.renew` under the :class:`RenewalLock` in
-``accountdir`` (the one ``regctl cert renew`` takes too), installing the key and then the certificate with
-their mode, owner and group kept, then SIGHUP to the master, whose workers load the new certificate without
-dropping a connection. Whatever goes wrong in a check (the CA, the ACME library, a crash), the renewer logs
-it and tries again later while the registry keeps serving the old certificate: every ``checkinterval``,
-and after a failure sooner (``RETRY_DELAY``, doubling up to ``checkinterval``).
+Each check runs in a child process: :func:`regctl.tls.renewal.renew` under ``accountdir``'s
+:func:`~regctl.tls.renewal.account_lock` (the one ``regctl cert renew`` takes too), installing the key and
+then the certificate with their mode, owner and group kept, then SIGHUP to the master, whose workers load
+the new certificate without dropping a connection. Whatever goes wrong in a check (the CA, the ACME library,
+a crash), the renewer logs it and tries again later while the registry keeps serving the old certificate:
+every ``checkinterval``, and after a failure sooner (``RETRY_DELAY``, doubling up to ``checkinterval``).
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("regctl.renewer")
 
-LOCK_FILE = "renew.lock"
 # First retry after a failed check; Let's Encrypt allows 5 failed validations per name and hour.
 RETRY_DELAY = 600.0
 _STOP_GRACE = 10.0
@@ -159,12 +158,12 @@ def _check(config: ServerConfig, master: int, conn: socket.socket) -> None:
 
 def check_once(config: ServerConfig, master: int | None = None) -> int:
     """Renew when due, install, signal ``master`` (SIGHUP) after a renewal; log the result. 0, or 2 on failure."""
-    from regctl.tls.renewal import RenewalLock, renew
+    from regctl.tls.renewal import account_lock, renew
 
     assert config.acme is not None and config.http.tls is not None
     tls = config.http.tls
     try:
-        with RenewalLock(Path(config.acme.accountdir) / LOCK_FILE):
+        with account_lock(Path(config.acme.accountdir)):
             result = renew(
                 managed_certificate(config),
                 lambda issued: install(tls, issued),

@@ -22,10 +22,14 @@ from typing import Literal, Self
 
 from cryptography import x509
 
+from regctl.deploy.files import private_dir
 from regctl.errors import RegctlError
 from regctl.tls import bundle
 from regctl.tls.accounts import AccountStore
 from regctl.tls.acme_client import AcmeSettings, IssuedCertificate, issue, renewal_window
+
+# In the account directory: `regctl cert renew` and the server's renewer (acme.auto) take the same lock.
+LOCK_FILE = "renew.lock"
 
 Status = Literal["renewed", "issued", "not-due", "would-renew", "failed"]
 
@@ -196,3 +200,10 @@ class RenewalLock:
                 os.ftruncate(self._fd, 0)
             os.close(self._fd)
             self._fd = None
+
+
+def account_lock(account_dir: Path) -> RenewalLock:
+    """The lock on orders made with the account in ``account_dir``. The directory is made private first, as
+    AccountStore keeps it: RenewalLock would make it with the umask's mode."""
+    private_dir(account_dir)
+    return RenewalLock(account_dir / LOCK_FILE)

@@ -202,7 +202,7 @@ def test_quiet_prints_only_failures(layout: InstanceLayout, monkeypatch: pytest.
 def test_another_renewal_is_running(layout: InstanceLayout, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_renew(monkeypatch, renewal.RenewResult("registry", "not-due", "", NOT_AFTER))
     layout.acme_accounts.mkdir(exist_ok=True)
-    with renewal.RenewalLock(layout.acme_lock):
+    with renewal.RenewalLock(layout.acme_accounts / renewal.LOCK_FILE):
         result = invoke("-C", str(layout.root), "cert", "renew")
     assert result.exit_code == 1
     assert result.stderr.splitlines()[0].startswith("Error: another renewal is running (pid ")

@@ -273,7 +273,7 @@ def test_issue_certificate_installs_under_the_lock(layout: InstanceLayout, monke
     seen: list[Any] = []
 
     def fake_issue(settings: AcmeSettings, account: Any, domains: Any, progress: Any) -> IssuedCertificate:
-        seen.append((domains, account.path, layout.acme_lock.read_text()))
+        seen.append((domains, account.path, (layout.acme_accounts / renewal.LOCK_FILE).read_text()))
         progress("ordering")
         return new
 
@@ -298,7 +298,7 @@ def test_a_failed_order_writes_nothing(layout: InstanceLayout, monkeypatch: pyte
 
 def test_one_order_at_a_time(layout: InstanceLayout, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("regctl.tls.acme_client.issue", lambda *args: pytest.fail("ordered while locked"))
-    with renewal.RenewalLock(layout.acme_lock), pytest.raises(RegctlError) as info:
+    with renewal.RenewalLock(layout.acme_accounts / renewal.LOCK_FILE), pytest.raises(RegctlError) as info:
         deploy_acme.issue_certificate(make(), layout)
     assert info.value.message == f"another renewal is running (pid {os.getpid()})"
 

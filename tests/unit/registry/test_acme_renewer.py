@@ -18,7 +18,7 @@ from regctl.config.server import ServerConfig
 from regctl.errors import RegctlError
 from regctl.registry import renewer
 from regctl.tls.acme_client import IssuedCertificate
-from regctl.tls.renewal import ManagedCertificate, RenewalLock, RenewResult
+from regctl.tls.renewal import LOCK_FILE, ManagedCertificate, RenewalLock, RenewResult
 
 NOW = datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC)
 ISSUED = IssuedCertificate("NEW CHAIN\n", "NEW KEY\n", NOW, NOW + datetime.timedelta(days=90))
@@ -163,7 +163,7 @@ def test_a_renewal_already_running_skips_the_check(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signals: list, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(regctl.tls.renewal, "renew", fake_renew("renewed", "forced"))
-    with RenewalLock(tmp_path / "acme" / renewer.LOCK_FILE):  # `regctl cert renew` holds it
+    with RenewalLock(tmp_path / "acme" / LOCK_FILE):  # `regctl cert renew` holds it
         assert renewer.check_once(make_config(tmp_path), master=4242) == 2
     assert signals == []
     assert not (tmp_path / "certs/domain.crt").exists()
