@@ -23,6 +23,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -69,6 +70,20 @@ def first_certificate(tmp_path: Path) -> tuple[Path, Path, x509.Certificate]:
     return cert, key, ca.cert
 
 
+def webroot_order(ca: Pebble, tmp_path: Path, **settings: Any) -> tuple[list[str], x509.Certificate]:
+    """An order whose challenge files go to tmp_path/challenges for the running registry to answer, with the
+    account in tmp_path/acme; (its progress lines, the leaf), checked to be signed by ``ca``'s intermediate."""
+    steps: list[str] = []
+    issued = acme_issue(
+        AcmeSettings(directory=ca.directory_url, responder="webroot", challenge_dir=tmp_path / "challenges",
+                     ca_bundle=ca.ca_bundle, **settings),
+        AccountStore(tmp_path / "acme"), [DOMAIN], steps.append,
+    )
+    leaf = x509.load_pem_x509_certificate(issued.fullchain_pem.encode())
+    assert leaf.issuer == x509.load_pem_x509_certificate(ca.intermediate_pem().encode()).subject
+    return steps, leaf
+
+
 def served_chain(port: int, context: ssl.SSLContext) -> tuple[int, x509.Certificate]:
     """GET /v2/ for DOMAIN on a new verified connection to 127.0.0.1:port; (status, the served leaf)."""
     status, _, leaf = tls_get(port, context, DOMAIN)
@@ -101,14 +116,7 @@ def test_registry_listener_answers_http01_for_a_webroot_order(
         "acme": acme_section(pebble, tmp_path),
     })
     challenges = tmp_path / "challenges"
-    settings = AcmeSettings(directory=pebble.directory_url, email="ops@example.com", responder="webroot",
-                            challenge_dir=challenges, ca_bundle=pebble.ca_bundle)
-    steps: list[str] = []
-    issued = acme_issue(settings, AccountStore(tmp_path / "acme"), [DOMAIN], steps.append)
-
-    leaf = x509.load_pem_x509_certificate(issued.fullchain_pem.encode())
-    intermediate = x509.load_pem_x509_certificate(pebble.intermediate_pem().encode())
-    assert leaf.issuer == intermediate.subject
+    steps, leaf = webroot_order(pebble, tmp_path, email="ops@example.com")
     assert leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
         x509.DNSName) == [DOMAIN]
     # Pebble fetched the token from the registry's listener, and the responder removed the file afterwards.
@@ -266,12 +274,7 @@ def test_a_webroot_order_answered_by_the_registrys_tls_port(
             "acme": acme_section(ca, tmp_path, httpaddr=None, challenge="tls-alpn-01", responder="webroot"),
         })
         challenges = tmp_path / "challenges"
-        settings = AcmeSettings(directory=ca.directory_url, challenge="tls-alpn-01", responder="webroot",
-                                challenge_dir=challenges, ca_bundle=ca.ca_bundle)
-        steps: list[str] = []
-        issued = acme_issue(settings, AccountStore(tmp_path / "acme"), [DOMAIN], steps.append)
-        leaf = x509.load_pem_x509_certificate(issued.fullchain_pem.encode())
-        assert leaf.issuer == x509.load_pem_x509_certificate(ca.intermediate_pem().encode()).subject
+        steps, _ = webroot_order(ca, tmp_path, challenge="tls-alpn-01")
         assert f"answering tls-alpn-01 for {DOMAIN} on {challenges}" in steps
         assert list(challenges.iterdir()) == []  # the files, and the tls-alpn-01 directory the order made
         # Meanwhile, normal clients got the registry's own certificate, as always.

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
-from pathlib import Path
-
 import pytest
 
 from regctl.config.load import load_server_config
@@ -26,16 +23,6 @@ acme:
   httpaddr: ":80"
   auto: true
 """
-
-
-@pytest.fixture
-def write(tmp_path: Path):
-    def write(text: str) -> str:
-        path = tmp_path / "config.yml"
-        path.write_text(textwrap.dedent(text))
-        return str(path)
-
-    return write
 
 
 def load_acme(path: str | None, **environ: str) -> dict:

@@ -40,16 +40,6 @@ FORMAT = "Distribution's configuration format 0.1"
 Write = Callable[[str], str]
 
 
-@pytest.fixture
-def write(tmp_path: Path) -> Write:
-    def write(text: str) -> str:
-        path = tmp_path / "config.yml"
-        path.write_text(textwrap.dedent(text))
-        return str(path)
-
-    return write
-
-
 def load(path: str | None, **environ: str) -> ServerConfig:
     config, warnings = load_server_config(path, environ)
     assert warnings == []
