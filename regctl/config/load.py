@@ -29,6 +29,7 @@ import yaml
 
 from regctl.config.server import DEFAULT_ADDR, DEFAULT_ROOT, ServerConfig, parse_addr
 from regctl.errors import ConfigError
+from regctl.tls import DNS_NAME_RE
 
 ENV_PREFIX = "REGISTRY_"
 # Distribution's `registry serve` reads the file named here when no path argument is given.
@@ -688,10 +689,6 @@ def _tokenserver(checker: _Checker, server: dict[str, Any] | None, auth: dict[st
     }
 
 
-# A DNS name as certificates carry it (RFC 1123 labels); HTTP-01 and TLS-ALPN-01 cannot prove wildcards.
-_DOMAIN_RE = re.compile(r"(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-
-
 def _number(checker: _Checker, text: str, path: tuple[str, ...], low: int, high: int) -> int:
     if not (text.isascii() and text.isdigit() and low <= int(text) <= high):
         raise checker.error(path, f"must be a number from {low} to {high}, got {text!r}")
@@ -717,7 +714,7 @@ def _acme(
         if name.startswith("*."):
             raise checker.error((*path, "domains", str(index)), f"wildcard {domain!r} is not supported",
                                 "HTTP-01 and TLS-ALPN-01 cannot prove a wildcard: list each name")
-        if not _DOMAIN_RE.fullmatch(name):
+        if not DNS_NAME_RE.fullmatch(name):
             raise checker.error((*path, "domains", str(index)), f"{domain!r} is not a DNS name")
         if name not in domains:
             domains.append(name)

@@ -25,7 +25,6 @@ import contextlib
 import errno
 import logging
 import os
-import re
 import socket
 import ssl
 from dataclasses import dataclass
@@ -35,11 +34,11 @@ from typing import Final, Literal
 from aiohttp import web
 from yarl import URL
 
+from regctl.tls import DNS_NAME_RE
+from regctl.tls.alpn01 import ALPN_PROTOCOL, challenge_context
+
 log = logging.getLogger("regctl.acme")
 
-ALPN_PROTOCOL = "acme-tls/1"
-# Under challengedir: what regctl.tls.challenges.TLS_ALPN01_DIR writes.
-CHALLENGE_SUBDIR = "tls-alpn-01"
 # The first record's header is 5 bytes; TLS plaintext records carry at most 2^14 bytes (RFC 8446 §5.1).
 RECORD_HEADER = 5
 MAX_RECORD = RECORD_HEADER + (1 << 14)
@@ -57,8 +56,6 @@ INCOMPLETE: Final = "incomplete"
 _HANDSHAKE, _CLIENT_HELLO = 0x16, 0x01
 _EXT_SERVER_NAME, _EXT_ALPN = 0, 16
 _HOST_NAME = 0
-# A DNS name as a challenge file is named after it (lower case, no dots at either end, nothing else).
-_NAME_RE = re.compile(r"(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
 
 
 @dataclass(frozen=True)
@@ -192,7 +189,7 @@ def challenge_name(hello: ClientHello) -> str | None:
     or None when ``hello`` is not one."""
     if hello.alpn_protocols != (ALPN_PROTOCOL,) or hello.server_name is None:
         return None
-    return hello.server_name if _NAME_RE.fullmatch(hello.server_name) else None
+    return hello.server_name if DNS_NAME_RE.fullmatch(hello.server_name) else None
 
 
 # -- challenge certificates -----------------------------------------------------------------------------------
@@ -216,9 +213,7 @@ class ChallengeCertificates:
         cached = self._cache.get(server_name)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2  # RFC 8737 §4
-        context.set_alpn_protocols([ALPN_PROTOCOL])
+        context = challenge_context()
         try:
             # A few hundred bytes on a local disk: reading inline is cheaper than a thread hop.
             context.load_cert_chain(path)

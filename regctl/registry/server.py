@@ -57,9 +57,10 @@ from aiohttp import web
 from regctl.config.server import Log, ServerConfig, parse_addr
 from regctl.errors import RegctlError
 from regctl.registry.acme_http import create_challenge_app
-from regctl.registry.alpn import CHALLENGE_SUBDIR, AcmeTLSSite
+from regctl.registry.alpn import AcmeTLSSite
 from regctl.registry.renewer import Renewer
 from regctl.registry.tls import ServerTLS
+from regctl.tls.alpn01 import CHALLENGE_SUBDIR
 
 AppFactory = Callable[[ServerConfig], web.Application | Awaitable[web.Application]]
 

@@ -7,6 +7,13 @@
   the ACME account, :mod:`regctl.tls.challenges` answers HTTP-01 and TLS-ALPN-01.
 """
 
+import re
+
+# A lower-case DNS name as an ACME certificate carries it (RFC 1123 labels, no wildcard: HTTP-01 and
+# TLS-ALPN-01 cannot prove one): acme.domains, and the file a TLS-ALPN-01 certificate is named after.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+DNS_NAME_RE = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
+
 # Validity of what regctl issues, in days. Here, not in selfsigned.py, so the CLI can show the default
 # without importing cryptography.
 CA_DAYS = 3650

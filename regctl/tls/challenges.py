@@ -13,7 +13,6 @@ import datetime
 import hashlib
 import http.server
 import logging
-import re
 import socket
 import socketserver
 import ssl
@@ -31,20 +30,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from regctl.deploy.files import atomic_write, write_new
-from regctl.tls import bundle
+from regctl.tls import DNS_NAME_RE, bundle
+from regctl.tls.alpn01 import CHALLENGE_SUBDIR, challenge_context
 
 logger = logging.getLogger(__name__)
 
 HTTP01_PREFIX = "/.well-known/acme-challenge/"
-ALPN_PROTOCOL = "acme-tls/1"
 # RFC 8737 section 3: id-pe-acmeIdentifier, a critical extension holding SHA-256(key authorization).
 ACME_IDENTIFIER_OID = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.31")
 TOKEN_FILE_MODE = 0o644
 CHALLENGE_DIR_MODE = 0o755
-# Under the challenge directory: <domain>.pem for the registry's TLS listener (registry.alpn.CHALLENGE_SUBDIR).
-TLS_ALPN01_DIR = "tls-alpn-01"
-# A DNS name, as a TLS-ALPN-01 certificate file is named after it.
-_DOMAIN_RE = re.compile(r"(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
 _HANDSHAKE_TIMEOUT = 10.0
 
 
@@ -169,9 +164,9 @@ def webroot(challenge_dir: Path, resources: Mapping[str, str]) -> Iterator[None]
 def tls_alpn01_path(challenge_dir: Path, domain: str) -> Path:
     """Where the registry's TLS listener looks for ``domain``'s TLS-ALPN-01 certificate and key (one PEM file).
     ValueError when ``domain`` is not a lower-case DNS name (it names a file)."""
-    if not _DOMAIN_RE.fullmatch(domain):
+    if not DNS_NAME_RE.fullmatch(domain):
         raise ValueError(f"not a domain name for a TLS-ALPN-01 challenge file: {domain!r}")
-    return challenge_dir / TLS_ALPN01_DIR / f"{domain}.pem"
+    return challenge_dir / CHALLENGE_SUBDIR / f"{domain}.pem"
 
 
 @contextlib.contextmanager
@@ -184,7 +179,7 @@ def tls_alpn01_webroot(challenge_dir: Path, certs: Mapping[str, tuple[str, str]]
     one. Mode 0644, directories 0755 as :func:`webroot`: the server may run as another user, and the key is
     made for this one challenge (it proves nothing once the order is done)."""
     paths = {domain: tls_alpn01_path(challenge_dir, domain) for domain in certs}  # ValueError before writing
-    subdir = challenge_dir / TLS_ALPN01_DIR
+    subdir = challenge_dir / CHALLENGE_SUBDIR
     _make_dir(challenge_dir)
     made = _make_dir(subdir)
     written: list[Path] = []
@@ -241,13 +236,6 @@ class _TLSALPN01Server(_Server):
     context: ssl.SSLContext
 
 
-def _alpn_context() -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.set_alpn_protocols([ALPN_PROTOCOL])
-    return context
-
-
 @contextlib.contextmanager
 def tls_alpn01_standalone(bind: str, port: int, certs: Mapping[str, tuple[str, str]]) -> Iterator[None]:
     """A TLS server on ``bind:port`` for the duration of the block that offers only the ``acme-tls/1`` ALPN
@@ -255,11 +243,10 @@ def tls_alpn01_standalone(bind: str, port: int, certs: Mapping[str, tuple[str, s
     by_name: dict[str, ssl.SSLContext] = {}
     with tempfile.TemporaryDirectory(prefix="regctl-tls-alpn-") as tmp:
         for i, (domain, (cert_pem, key_pem)) in enumerate(certs.items()):
-            cert_file, key_file = Path(tmp, f"{i}.crt"), Path(tmp, f"{i}.key")
-            cert_file.write_text(cert_pem)
-            key_file.write_text(key_pem)
-            by_name[domain.lower()] = context = _alpn_context()
-            context.load_cert_chain(cert_file, key_file)
+            pem = Path(tmp, f"{i}.pem")  # one file, as the registry's listener loads it
+            pem.write_text(cert_pem + key_pem)
+            by_name[domain.lower()] = context = challenge_context()
+            context.load_cert_chain(pem)
 
     def pick(sock: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _: ssl.SSLContext) -> int | None:
         context = by_name.get((server_name or "").lower())
@@ -268,7 +255,7 @@ def tls_alpn01_standalone(bind: str, port: int, certs: Mapping[str, tuple[str, s
         sock.context = context
         return None
 
-    context = _alpn_context()
+    context = challenge_context()
     context.sni_callback = pick
     server = _TLSALPN01Server(listen(bind, port), _TLSALPN01Handler)
     server.context = context

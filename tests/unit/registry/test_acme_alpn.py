@@ -29,6 +29,7 @@ from helpers.secure import tls_get
 from regctl.registry import alpn
 from regctl.registry.alpn import INCOMPLETE, AcmeTLSSite, ClientHello, challenge_name, parse_client_hello
 from regctl.tls import challenges
+from regctl.tls.alpn01 import CHALLENGE_SUBDIR
 
 DOMAIN = "registry.example.com"
 KEY_AUTHORIZATION = "token.thumbprint"
@@ -142,11 +143,6 @@ def test_garbage_never_raises() -> None:
         assert result is None or isinstance(result, ClientHello)
 
 
-def test_the_layout_matches_the_writer() -> None:
-    assert alpn.CHALLENGE_SUBDIR == challenges.TLS_ALPN01_DIR
-    assert alpn.ALPN_PROTOCOL == challenges.ALPN_PROTOCOL
-
-
 # -- the site ---------------------------------------------------------------------------------------------------
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
     "asyncio": asyncio.new_event_loop,
@@ -204,7 +200,7 @@ class Site:
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         self.site = AcmeTLSSite(self.runner, sock, ssl_context=self.context,
-                                challenge_dir=self.challenge_dir / challenges.TLS_ALPN01_DIR)
+                                challenge_dir=self.challenge_dir / CHALLENGE_SUBDIR)
         await self.site.start()
         return self
 
