@@ -174,6 +174,12 @@ class ServerConfig(_Strict):
         return paths
 
 
+def join_addr(host: str, port: int) -> str:
+    """``host:port``, an IPv6 host in brackets (``[::1]:5000``): the inverse of :func:`parse_addr`, as Go's
+    ``net.JoinHostPort``."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def parse_addr(addr: str) -> tuple[str, int]:
     """Split ``http.addr`` into (host, port) the way Go's ``net.SplitHostPort`` does.
 

@@ -30,7 +30,7 @@ import jinja2
 import yaml
 
 from regctl import __version__
-from regctl.config.server import DEFAULT_ROOT
+from regctl.config.server import DEFAULT_ROOT, join_addr
 from regctl.deploy.files import atomic_write, write_new
 from regctl.deploy.instance import InstanceConfig, InstanceLayout, check_transport, load_config, validate_config
 from regctl.deploy.runtime import registry_url
@@ -145,10 +145,6 @@ def storage_path(config: InstanceConfig, layout: InstanceLayout) -> Path | None:
     return layout.root.absolute() / Path(config.storage.path).expanduser()
 
 
-def _host_port(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def _server_config(*, addr: str, root: str, delete: bool, secret: str | None) -> dict[str, Any]:
     # registry:2's stock config.yml (cmd/registry/config-example.yml) less its health section, which regctl
     # does not serve and would warn about.
@@ -192,7 +188,7 @@ def _auth(config: InstanceConfig, auth_dir: str) -> dict[str, Any]:
     htpasswd = f"{auth_dir}/htpasswd"
     if config.auth.mode == "htpasswd":
         return {"auth": {"htpasswd": {"realm": config.auth.realm or DEFAULT_REALM, "path": htpasswd}}}
-    service = _host_port(config.host, config.port)
+    service = join_addr(config.host, config.port)
     return {
         "auth": {
             "token": {
@@ -254,7 +250,7 @@ def _acme(config: InstanceConfig, layout: InstanceLayout, target: Target, certs:
     if acme.responder == "registry":
         section["challengedir"] = f"{certs}/acme-challenge"
     if acme.responder == "registry" and acme.challenge == "http-01":
-        section["httpaddr"] = f":{CONTAINER_ACME_HTTP_PORT}" if container else _host_port(config.bind, acme.http_port)
+        section["httpaddr"] = f":{CONTAINER_ACME_HTTP_PORT}" if container else join_addr(config.bind, acme.http_port)
         if container:  # the redirect to HTTPS names the published port, not the container's
             section["redirectport"] = config.port
     # Where the server's renewer answers as standalone responder (auto).
@@ -287,7 +283,7 @@ def server_config(config: InstanceConfig, layout: InstanceLayout, *, target: Tar
     if target == "container":
         addr, root = f":{CONTAINER_PORT}", CONTAINER_ROOT
     else:
-        addr = _host_port(config.bind, config.port)
+        addr = join_addr(config.bind, config.port)
         root = str(storage_path(config, layout) or layout.data.absolute())
     data = _server_config(addr=addr, root=root, delete=config.delete, secret=read_secret(layout))
     certs, auth_dir = _instance_dirs(layout, target)
@@ -467,7 +463,7 @@ def render_compose(config: InstanceConfig, layout: InstanceLayout, image_ref: st
             "service": config.name,
             "image": image_ref,
             "command": container_command(config, layout),
-            "ports": [f"{_host_port(bind, port)}:{inside}" for bind, port, inside in published_ports(config)],
+            "ports": [f"{join_addr(bind, port)}:{inside}" for bind, port, inside in published_ports(config)],
             "mounts": [data_mount, config_mount, *secrets_mounts],
             "volumes": volumes,
         },

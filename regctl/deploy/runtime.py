@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from regctl.config.server import ServerConfig, parse_addr
+from regctl.config.server import ServerConfig, join_addr, parse_addr
 from regctl.deploy.instance import InstanceConfig, InstanceLayout
 from regctl.deploy.progress import Reporter
 from regctl.errors import RegctlError
@@ -193,15 +193,13 @@ def _scheme(config: InstanceConfig) -> str:
 
 def registry_url(config: InstanceConfig) -> str:
     """The URL clients use: ``https://HOST:PORT`` once TLS is on, else ``http://HOST:PORT``."""
-    host = f"[{config.host}]" if ":" in config.host else config.host
-    return f"{_scheme(config)}://{host}:{config.port}"
+    return f"{_scheme(config)}://{join_addr(config.host, config.port)}"
 
 
 def local_url(config: InstanceConfig) -> str:
     """Where regctl itself reaches the registry on this host: the bound address, or loopback for a wildcard."""
     bind = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(config.bind, config.bind)
-    host = f"[{bind}]" if ":" in bind else bind
-    return f"{_scheme(config)}://{host}:{config.port}"
+    return f"{_scheme(config)}://{join_addr(bind, config.port)}"
 
 
 def check_port_free(bind: str, port: int) -> None:

@@ -54,7 +54,7 @@ from typing import Any
 
 from aiohttp import web
 
-from regctl.config.server import Log, ServerConfig, parse_addr
+from regctl.config.server import Log, ServerConfig, join_addr, parse_addr
 from regctl.errors import RegctlError
 from regctl.registry.acme_http import create_challenge_app
 from regctl.registry.alpn import AcmeTLSSite
@@ -94,8 +94,7 @@ class _Listen:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{join_addr(self.host, self.port)}"
 
 
 def _resolve(addr: str, key: str = "http.addr") -> _Listen:

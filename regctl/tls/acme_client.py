@@ -26,6 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from regctl import __version__
+from regctl.config.server import join_addr
 from regctl.errors import RegctlError
 from regctl.tls import bundle, challenges
 
@@ -90,10 +91,6 @@ class IssuedCertificate:
     key_pem: str  # PKCS8 PEM, unencrypted
     not_before: datetime.datetime  # UTC aware
     not_after: datetime.datetime
-
-
-def _where(bind: str, port: int) -> str:
-    return f"[{bind}]:{port}" if ":" in bind else f"{bind}:{port}"
 
 
 def _reach(settings: AcmeSettings) -> str:
@@ -337,19 +334,20 @@ def _responder(settings: AcmeSettings, key: jose.JWK, pending: list[tuple[str, m
             where = str(settings.challenge_dir)
             serve = challenges.tls_alpn01_webroot(settings.challenge_dir, certs)
         else:
-            where = _where(settings.bind, settings.tls_port)
+            where = join_addr(settings.bind, settings.tls_port)
             serve = challenges.tls_alpn01_standalone(settings.bind, settings.tls_port, certs)
     else:
         resources = {}
         for _, challb in pending:
             _, validation = challb.response_and_validation(key)
             resources[challb.chall.path] = validation
+        what = "HTTP-01"
         if settings.responder == "webroot":
             assert settings.challenge_dir is not None  # _check
-            where, what = str(settings.challenge_dir), "HTTP-01"
+            where = str(settings.challenge_dir)
             serve = challenges.webroot(settings.challenge_dir, resources)
         else:
-            where, what = _where(settings.bind, settings.http_port), "HTTP-01"
+            where = join_addr(settings.bind, settings.http_port)
             serve = challenges.http01_standalone(settings.bind, settings.http_port, resources)
     for domain, _ in pending:
         progress(f"answering {settings.challenge} for {domain} on {where}")
