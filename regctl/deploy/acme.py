@@ -187,6 +187,7 @@ def acme_status(config: InstanceConfig, layout: InstanceLayout) -> dict[str, Any
     renew_days or a third of the lifetime; the CA's ARI window may move it earlier)."""
     from regctl.tls.accounts import AccountStore
     from regctl.tls.acme_client import directory_url
+    from regctl.tls.inspect import iso_time
     from regctl.tls.renewal import due_at
 
     acme = config.tls.acme
@@ -206,5 +207,5 @@ def acme_status(config: InstanceConfig, layout: InstanceLayout) -> dict[str, Any
         "challenge": acme.challenge,
         "responder": acme.responder,
         "auto": acme.auto,
-        "renew_at": renew_at.isoformat(timespec="seconds").replace("+00:00", "Z") if renew_at else None,
+        "renew_at": iso_time(renew_at) if renew_at else None,
     }

@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from regctl.tls.bundle import covers, days_left, describe, issued_by, key_matches, names, not_after, self_signed
 
 
-def _time(moment: datetime.datetime) -> str:
+def iso_time(moment: datetime.datetime) -> str:
+    """A UTC time as JSON reports carry it: ``2026-01-31T12:00:00Z``."""
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
@@ -20,7 +21,7 @@ def _entry(certificate: x509.Certificate) -> dict[str, Any]:
     return {
         "subject": describe(certificate),
         "issuer": certificate.issuer.rfc4514_string(),
-        "not_after": _time(not_after(certificate)),
+        "not_after": iso_time(not_after(certificate)),
         "self_signed": self_signed(certificate),
     }
 
@@ -37,8 +38,8 @@ def inspect_chain(
         "subject": describe(leaf),
         "names": names(leaf),
         "issuer": leaf.issuer.rfc4514_string(),
-        "not_before": _time(leaf.not_valid_before_utc),
-        "not_after": _time(not_after(leaf)),
+        "not_before": iso_time(leaf.not_valid_before_utc),
+        "not_after": iso_time(not_after(leaf)),
         "days_left": left,
         "expired": not_after(leaf) <= now,
         "host": host,

@@ -77,12 +77,14 @@ def renew(state: CliState, force: bool, dry_run: bool, as_json: bool, quiet: boo
 
 
 def _as_json(result: RenewResult) -> dict[str, Any]:
+    from regctl.tls.inspect import iso_time
+
     return {
         "name": result.name,
         "status": result.status,
         "detail": result.detail,
         "hint": result.hint,
-        "not_after": result.not_after.isoformat().replace("+00:00", "Z") if result.not_after else None,
+        "not_after": iso_time(result.not_after) if result.not_after else None,
     }
 
 
