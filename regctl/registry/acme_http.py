@@ -15,7 +15,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
+from regctl.tls.challenge_spec import HTTP01_PREFIX
+
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]+")
 # A Host header: a DNS name or IPv4 address, or an IPv6 address in brackets, and an optional port.
 _HOST_RE = re.compile(r"(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d*)?")
@@ -33,8 +34,8 @@ def create_challenge_app(
 
     async def handle(request: web.Request) -> web.StreamResponse:
         path, _, _ = request.raw_path.partition("?")
-        if path.startswith(CHALLENGE_PREFIX) and request.method in ("GET", "HEAD"):
-            return _token(directory, path[len(CHALLENGE_PREFIX) :])
+        if path.startswith(HTTP01_PREFIX) and request.method in ("GET", "HEAD"):
+            return _token(directory, path[len(HTTP01_PREFIX) :])
         target = base or _origin(request, scheme, port)
         if target is None:
             raise web.HTTPBadRequest(text="missing or invalid Host header\n")

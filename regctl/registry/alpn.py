@@ -35,7 +35,7 @@ from aiohttp import web
 from yarl import URL
 
 from regctl.tls import DNS_NAME_RE
-from regctl.tls.alpn01 import ALPN_PROTOCOL, challenge_context
+from regctl.tls.challenge_spec import ALPN_PROTOCOL, challenge_context
 
 log = logging.getLogger("regctl.acme")
 

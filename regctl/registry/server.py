@@ -60,7 +60,7 @@ from regctl.registry.acme_http import create_challenge_app
 from regctl.registry.alpn import AcmeTLSSite
 from regctl.registry.renewer import Renewer
 from regctl.registry.tls import ServerTLS
-from regctl.tls.alpn01 import CHALLENGE_SUBDIR
+from regctl.tls.challenge_spec import CHALLENGE_SUBDIR
 
 AppFactory = Callable[[ServerConfig], web.Application | Awaitable[web.Application]]
 

@@ -4,7 +4,8 @@
 - :mod:`regctl.tls.bundle`: reading PEM, putting a chain in order and checking it (``regctl cert import``).
 - :mod:`regctl.tls.inspect`: what ``regctl cert status`` reports about a certificate and its key.
 - :mod:`regctl.tls.acme_client`: certificates from an ACME CA (Let's Encrypt); :mod:`regctl.tls.accounts` keeps
-  the ACME account, :mod:`regctl.tls.challenges` answers HTTP-01 and TLS-ALPN-01.
+  the ACME account, :mod:`regctl.tls.challenges` answers HTTP-01 and TLS-ALPN-01, and
+  :mod:`regctl.tls.challenge_spec` holds what it and the registry's own listeners agree on.
 """
 
 import re

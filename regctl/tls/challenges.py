@@ -31,11 +31,10 @@ from cryptography.x509.oid import NameOID
 
 from regctl.deploy.files import atomic_write, write_new
 from regctl.tls import DNS_NAME_RE, bundle
-from regctl.tls.alpn01 import CHALLENGE_SUBDIR, challenge_context
+from regctl.tls.challenge_spec import CHALLENGE_SUBDIR, HTTP01_PREFIX, challenge_context
 
 logger = logging.getLogger(__name__)
 
-HTTP01_PREFIX = "/.well-known/acme-challenge/"
 # RFC 8737 section 3: id-pe-acmeIdentifier, a critical extension holding SHA-256(key authorization).
 ACME_IDENTIFIER_OID = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.31")
 TOKEN_FILE_MODE = 0o644

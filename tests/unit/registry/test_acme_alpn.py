@@ -29,7 +29,7 @@ from helpers.secure import tls_get
 from regctl.registry import alpn
 from regctl.registry.alpn import INCOMPLETE, AcmeTLSSite, ClientHello, challenge_name, parse_client_hello
 from regctl.tls import challenges
-from regctl.tls.alpn01 import CHALLENGE_SUBDIR
+from regctl.tls.challenge_spec import CHALLENGE_SUBDIR
 
 DOMAIN = "registry.example.com"
 KEY_AUTHORIZATION = "token.thumbprint"

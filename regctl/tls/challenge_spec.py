@@ -1,11 +1,14 @@
-"""What both sides of TLS-ALPN-01 (RFC 8737) agree on: :mod:`regctl.tls.challenges`, which answers it or
-writes the certificate files, and :mod:`regctl.registry.alpn`, the registry's listener that presents them.
-Kept free of the ``acme`` library, which the server does not load."""
+"""What the challenge writer (:mod:`regctl.tls.challenges`) and the registry's own listeners that answer from
+its files (:mod:`regctl.registry.acme_http` for HTTP-01, :mod:`regctl.registry.alpn` for TLS-ALPN-01)
+agree on. Kept free of the ``acme`` library, which the server does not load."""
 
 from __future__ import annotations
 
 import ssl
 
+# RFC 8555 §8.3: where the CA fetches an HTTP-01 token; the file challengedir/<token> answers it.
+HTTP01_PREFIX = "/.well-known/acme-challenge/"
+# RFC 8737: the only ALPN protocol a TLS-ALPN-01 validation offers.
 ALPN_PROTOCOL = "acme-tls/1"
 # Under the challenge directory: <domain>.pem (certificate and key) for the registry's TLS listener.
 CHALLENGE_SUBDIR = "tls-alpn-01"
