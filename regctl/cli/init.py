@@ -199,7 +199,7 @@ Examples:
   regctl init --tls acme --domain registry.example.com --email ops@example.com --yes
   regctl init --tls acme --domain registry.example.com --domain registry2.example.com \\
       --acme-responder registry --acme-auto --yes       # the server answers http-01 on :80 and renews itself
-  regctl init --tls acme --domain registry.example.com --port 443 --acme-challenge tls-alpn-01 \
+  regctl init --tls acme --domain registry.example.com --port 443 --acme-challenge tls-alpn-01 \\
       --acme-responder registry --acme-auto --yes       # only 443 open: the registry answers on its own port
   regctl init --tls acme --domain registry.example.com --acme-directory https://ca.internal/acme/directory \\
       --acme-eab-kid KID --acme-eab-hmac-key-file hmac.txt --acme-ca-bundle ca.pem --yes
