@@ -355,6 +355,11 @@ class InstanceLayout:
 
     root: Path
 
+    def resolve(self, path: str) -> Path:
+        """A path regctl.yaml names, absolute: a relative one is relative to the instance directory, ``~`` is
+        the user's home."""
+        return self.root.absolute() / Path(path).expanduser()
+
     @property
     def config(self) -> Path:
         return self.root / CONFIG_FILE

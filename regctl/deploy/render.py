@@ -142,7 +142,7 @@ def storage_path(config: InstanceConfig, layout: InstanceLayout) -> Path | None:
     to the instance directory), else None: the data is in the Docker volume ``storage.volume``."""
     if config.storage.path is None:
         return None
-    return layout.root.absolute() / Path(config.storage.path).expanduser()
+    return layout.resolve(config.storage.path)
 
 
 def _server_config(*, addr: str, root: str, delete: bool, secret: str | None) -> dict[str, Any]:
@@ -210,7 +210,7 @@ def acme_ca_bundle(config: InstanceConfig, layout: InstanceLayout) -> Path | Non
     """tls.acme.ca_bundle as an absolute path (a relative one is relative to the instance directory)."""
     if config.tls.acme.ca_bundle is None:
         return None
-    return layout.root.absolute() / Path(config.tls.acme.ca_bundle).expanduser()
+    return layout.resolve(config.tls.acme.ca_bundle)
 
 
 def read_eab_hmac(config: InstanceConfig, layout: InstanceLayout) -> str | None:
@@ -526,12 +526,11 @@ def render_htpasswd_script(python: str) -> str:
 
 # -- regctl cert timer -----------------------------------------------------------------------------------------
 def render_renew_units(
-    *, name: str, instance: Path, exec_start: str, user: str | None, bind_capability: bool, delay: str
+    *, name: str, unit: str, instance: Path, exec_start: str, user: str | None, bind_capability: bool, delay: str
 ) -> tuple[str, str]:
     """The systemd service and timer running ``exec_start`` (already quoted for systemd) daily, after a random
     ``delay``; the service as ``user`` (None: as the unit manager's user), with CAP_NET_BIND_SERVICE when
     ``bind_capability``."""
-    unit = f"regctl-renew-{name}"
     service = _render(
         "systemd/regctl-renew.service.j2",
         {"name": name, "instance": str(instance), "exec_start": exec_start, "user": user,

@@ -73,15 +73,16 @@ def systemd_units(config: InstanceConfig, layout: InstanceLayout, *, user_units:
     User=), with CAP_NET_BIND_SERVICE when the challenge port is below 1024 (regctl answers on it itself when
     the registry's listener does not); ``user_units`` are for ``systemctl --user``, as whoever enables them."""
     user = None if user_units else _owner(layout)
+    unit = unit_name(config)
     service, timer = render_renew_units(
         name=config.name,
+        unit=unit,
         instance=layout.root.absolute(),
         exec_start=" ".join(_systemd_word(word) for word in _renew_args(layout)),
         user=user,
         bind_capability=user is not None and config.tls.acme.challenge_port < 1024,
         delay=RANDOM_DELAY,
     )
-    unit = unit_name(config)
     return [TimerFile(f"{unit}.service", service), TimerFile(f"{unit}.timer", timer)]
 
 
